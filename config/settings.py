@@ -1,0 +1,226 @@
+"""Mailroom settings: one file, every value from the environment.
+
+Each helper below reads one variable and has a default that works on a developer's machine.
+Production (``MAILROOM_ENV=production``) refuses to start without a real ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str, default: str = "") -> str:
+    """Read NAME, or the contents of the file named by NAME_FILE (Docker/K8s secrets)."""
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        return Path(file_name).read_text().strip()
+    return os.environ.get(name, default)
+
+
+MAILROOM_ENV = env_str("MAILROOM_ENV", "development")
+DEBUG = env_bool("DEBUG", MAILROOM_ENV == "development")
+_DEV_SECRET = "dev-only-insecure-secret-key-change-me"  # noqa: S105
+SECRET_KEY = env_secret("SECRET_KEY", _DEV_SECRET)
+if MAILROOM_ENV == "production" and (SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 32):
+    raise ImproperlyConfigured("Set SECRET_KEY (32+ characters) in production.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "mailcore",
+    "analytics",
+    "webmail",
+    "api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Data stores -------------------------------------------------------------------------------
+# PostgreSQL always (no SQLite path). `make run`/`make test` set DATABASE_URL to an embedded
+# server (config/embedded.py) when none is given.
+DATABASE_URL = env_str("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/mailroom")
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "mr"),
+        "OPTIONS": {
+            # Redis down must not take mail down: cache reads miss, writes are dropped.
+            "IGNORE_EXCEPTIONS": True,
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+}
+DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env_str("CHANNELS_PREFIX", "mr-asgi"),
+            "capacity": 1000,
+            "expiry": 30,
+        },
+    }
+}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Auth --------------------------------------------------------------------------------------
+AUTH_USER_MODEL = "mailcore.User"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "webmail:login"
+LOGIN_REDIRECT_URL = "webmail:index"
+LOGOUT_REDIRECT_URL = "webmail:login"
+
+# --- HTTP security -----------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", MAILROOM_ENV == "production")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "SAMEORIGIN"
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 30 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # aiosmtpd logs every command at INFO; our receiver logs what matters.
+    "loggers": {"mail.log": {"level": env_str("SMTP_PROTOCOL_LOG_LEVEL", "WARNING")}},
+}
+
+# --- Mailroom ----------------------------------------------------------------------------------
+MAILROOM_HOSTNAME = env_str("MAILROOM_HOSTNAME", "mailroom.localhost")
+MAILROOM_SMTP_HOST = env_str("MAILROOM_SMTP_HOST", "127.0.0.1")
+MAILROOM_SMTP_PORT = env_int("MAILROOM_SMTP_PORT", 2525)
+MAILROOM_MAX_MESSAGE_SIZE = env_int("MAILROOM_MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
+MAILROOM_MAX_RECIPIENTS = env_int("MAILROOM_MAX_RECIPIENTS", 100)
+MAILROOM_SMTP_MAX_CONNECTIONS = env_int("MAILROOM_SMTP_MAX_CONNECTIONS", 1000)
+MAILROOM_SMTP_MAX_CONNECTIONS_PER_IP = env_int("MAILROOM_SMTP_MAX_CONNECTIONS_PER_IP", 50)
+MAILROOM_SMTP_COMMAND_TIMEOUT = env_int("MAILROOM_SMTP_COMMAND_TIMEOUT", 300)
+MAILROOM_SMTP_DATA_TIMEOUT = env_int("MAILROOM_SMTP_DATA_TIMEOUT", 600)
+MAILROOM_SMTP_TLS_CERT = env_str("MAILROOM_SMTP_TLS_CERT", "")
+MAILROOM_SMTP_TLS_KEY = env_str("MAILROOM_SMTP_TLS_KEY", "")
+MAILROOM_DEFAULT_QUOTA = env_int("MAILROOM_DEFAULT_QUOTA", 5 * 1024 * 1024 * 1024)
+MAILROOM_INBOUND_DEDUPE_SECONDS = env_int("MAILROOM_INBOUND_DEDUPE_SECONDS", 24 * 3600)
+MAILROOM_INGEST_BATCH_SIZE = env_int("MAILROOM_INGEST_BATCH_SIZE", 64)
+MAILROOM_RECIPIENT_CACHE_SECONDS = env_int("MAILROOM_RECIPIENT_CACHE_SECONDS", 30)
+MAILROOM_WEB_URL = env_str("MAILROOM_WEB_URL", "http://127.0.0.1:8000")

@@ -1,0 +1,28 @@
+"""Test overrides: only what speed and isolation need."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from config.settings import *  # noqa: F403
+from config.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL
+
+# Runs side by side (two checkouts, two engineers) each set their own names.
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_mailroom")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# A Redis database of its own, flushed around every test.
+_TEST_REDIS_DB = os.environ.get("TEST_REDIS_DB", "15")
+if REDIS_URL.startswith("unix:"):
+    TEST_REDIS_URL = re.sub(r"db=\d+", f"db={_TEST_REDIS_DB}", REDIS_URL)
+    if "db=" not in TEST_REDIS_URL:
+        TEST_REDIS_URL += ("&" if "?" in TEST_REDIS_URL else "?") + f"db={_TEST_REDIS_DB}"
+else:
+    TEST_REDIS_URL = re.sub(r"(/\d*)?$", f"/{_TEST_REDIS_DB}", REDIS_URL.split("?")[0], count=1)
+CACHES["default"]["LOCATION"] = TEST_REDIS_URL
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
+CELERY_BROKER_URL = TEST_REDIS_URL
+
+# Argon2 is deliberately slow; tests hash hundreds of passwords.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
