@@ -1,0 +1,128 @@
+"""Who receives mail sent to an address: the RCPT TO check.
+
+Answers are cached in Redis for ``MAILROOM_RECIPIENT_CACHE_SECONDS`` under a generation number
+that any change to domains, mailboxes or aliases bumps (see ``mailcore.signals``), so an edit
+takes effect on the next RCPT. When Redis is down the cache misses and the database answers.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+
+from mailcore.models import Alias, Domain, Folder, Mailbox, MailboxGrant
+
+GENERATION_KEY = "rcpt:generation"
+
+
+class Verdict(enum.StrEnum):
+    LOCAL = "local"
+    UNKNOWN_USER = "unknown_user"
+    FOREIGN_DOMAIN = "foreign_domain"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One mailbox a message is stored in."""
+
+    mailbox_id: int
+    organization_id: int
+    inbox_folder_id: int
+    quota_bytes: int
+    used_bytes: int
+    user_ids: tuple[int, ...]  # the owner and users the mailbox is shared with
+
+    def has_room_for(self, size: int) -> bool:
+        return self.quota_bytes == 0 or self.used_bytes + size <= self.quota_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    verdict: Verdict
+    targets: tuple[Target, ...] = ()
+
+
+def normalize_address(address: str) -> str:
+    address = address.strip().strip("<>").strip()
+    local_part, sep, domain = address.rpartition("@")
+    if not sep:
+        return address.lower()
+    return f"{local_part.lower()}@{domain.lower().rstrip('.')}"
+
+
+def bump_generation() -> None:
+    """Invalidate every cached answer (called when domains, mailboxes or aliases change)."""
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:
+        cache.set(GENERATION_KEY, 1, timeout=None)
+
+
+def resolve_recipient(address: str) -> Resolution:
+    address = normalize_address(address)
+    generation = cache.get(GENERATION_KEY, 0)
+    key = f"rcpt:{generation}:{address}"
+    resolution = cache.get(key)
+    if resolution is None:
+        resolution = _resolve_from_database(address)
+        cache.set(key, resolution, timeout=settings.MAILROOM_RECIPIENT_CACHE_SECONDS)
+    return resolution
+
+
+def _resolve_from_database(address: str) -> Resolution:
+    local_part, _, domain_name = address.rpartition("@")
+    if not local_part or not domain_name:
+        return Resolution(Verdict.UNKNOWN_USER)
+    domain = Domain.objects.filter(name=domain_name, is_active=True).first()
+    if domain is None:
+        return Resolution(Verdict.FOREIGN_DOMAIN)
+    mailboxes = list(Mailbox.objects.filter(address=address, is_active=True))
+    if not mailboxes:
+        # Plus addressing: alice+tag@ delivers to alice@ when there is no exact match.
+        base = local_part.split("+", 1)[0]
+        candidates = [local_part] + ([base] if base and base != local_part else [])
+        aliases = list(
+            Alias.objects.filter(domain=domain, is_active=True)
+            .filter(Q(local_part__in=candidates) | Q(local_part=""))
+            .prefetch_related("mailboxes")
+        )
+        aliases.sort(key=lambda alias: (alias.local_part == "", alias.local_part != local_part))
+        if base != local_part:
+            mailboxes = list(
+                Mailbox.objects.filter(address=f"{base}@{domain_name}", is_active=True)
+            )
+        if not mailboxes and aliases:
+            mailboxes = [mailbox for mailbox in aliases[0].mailboxes.all() if mailbox.is_active]
+    if not mailboxes:
+        return Resolution(Verdict.UNKNOWN_USER)
+    return Resolution(Verdict.LOCAL, tuple(_targets(mailboxes)))
+
+
+def _targets(mailboxes: list[Mailbox]) -> list[Target]:
+    ids = sorted({mailbox.id for mailbox in mailboxes})
+    inboxes = dict(
+        Folder.objects.filter(mailbox_id__in=ids, role=Folder.Role.INBOX).values_list(
+            "mailbox_id", "id"
+        )
+    )
+    shared: dict[int, list[int]] = {}
+    grants = MailboxGrant.objects.filter(mailbox_id__in=ids).values_list("mailbox_id", "user_id")
+    for mailbox_id, user_id in grants:
+        shared.setdefault(mailbox_id, []).append(user_id)
+    by_id = {mailbox.id: mailbox for mailbox in mailboxes}
+    return [
+        Target(
+            mailbox_id=mailbox_id,
+            organization_id=by_id[mailbox_id].organization_id,
+            inbox_folder_id=inboxes[mailbox_id],
+            quota_bytes=by_id[mailbox_id].quota_bytes,
+            used_bytes=by_id[mailbox_id].used_bytes,
+            user_ids=(by_id[mailbox_id].user_id, *sorted(shared.get(mailbox_id, []))),
+        )
+        for mailbox_id in ids
+        if mailbox_id in inboxes
+    ]

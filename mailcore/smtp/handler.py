@@ -1,0 +1,110 @@
+"""The receiver's decisions per SMTP command; storage is delegated to the ingest queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiosmtpd.smtp import Envelope, Session
+from django.conf import settings
+from django.db import close_old_connections
+
+from mailcore.services.inbound import InboundItem, Status
+from mailcore.services.recipients import Resolution, Verdict, normalize_address, resolve_recipient
+from mailcore.smtp.queue import IngestQueue
+
+log = logging.getLogger(__name__)
+
+
+def _resolve_on_thread(address: str) -> Resolution:
+    close_old_connections()
+    return resolve_recipient(address)
+
+
+class InboundHandler:
+    """aiosmtpd handler for the MX receiver (mail for local domains only; no relaying)."""
+
+    def __init__(self, queue: IngestQueue, *, max_recipients: int) -> None:
+        self.queue = queue
+        self.max_recipients = max_recipients
+        self.lookup_threads = 4
+        self.lookups = ThreadPoolExecutor(
+            max_workers=self.lookup_threads, thread_name_prefix="rcpt"
+        )
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+
+    async def handle_MAIL(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        envelope.mailroom_targets = {}  # type: ignore[attr-defined]
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(
+        self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return "452 4.5.3 Error: too many recipients"
+        address = normalize_address(address)
+        loop = asyncio.get_running_loop()
+        try:
+            resolution = await loop.run_in_executor(self.lookups, _resolve_on_thread, address)
+        except Exception:
+            log.exception("recipient lookup failed for %s", address)
+            return "451 4.3.0 Temporary lookup failure, try again later"
+        if resolution.verdict is Verdict.FOREIGN_DOMAIN:
+            return f"550 5.7.1 <{address}>: Relay access denied"
+        if resolution.verdict is Verdict.UNKNOWN_USER:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        declared = _declared_size(envelope.mail_options)
+        for target in resolution.targets:
+            if target.quota_bytes and declared > target.quota_bytes:
+                return f"552 5.2.2 <{address}>: Mailbox full: message exceeds quota"
+            if not target.has_room_for(max(declared, 1)):
+                return f"452 4.2.2 <{address}>: Mailbox full, try again later"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        targets: dict[int, Any] = envelope.mailroom_targets  # type: ignore[attr-defined]
+        for target in resolution.targets:
+            targets.setdefault(target.mailbox_id, target)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        peer = session.peer
+        item = InboundItem(
+            mail_from=envelope.mail_from or "",
+            recipients=tuple(envelope.rcpt_tos),
+            targets=tuple(envelope.mailroom_targets.values()),  # type: ignore[attr-defined]
+            data=envelope.content,  # type: ignore[arg-type]
+            peer_ip=peer[0] if isinstance(peer, tuple) else str(peer),
+            helo=session.host_name or "",
+            is_tls=session.ssl is not None,
+        )
+        outcome = await self.queue.submit(item)
+        if outcome.status is Status.STORED:
+            return f"250 2.0.0 Ok: queued as {outcome.queue_id}"
+        if outcome.status is Status.OVER_QUOTA:
+            return "452 4.2.2 Mailbox full, try again later"
+        if outcome.status is Status.TOO_BIG_FOR_QUOTA:
+            return "552 5.2.2 Mailbox full: message exceeds the mailbox quota"
+        return "451 4.3.0 Temporary server error, try again later"
+
+
+def _declared_size(options: list[str]) -> int:
+    for option in options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0
+
+
+def default_handler(queue: IngestQueue) -> InboundHandler:
+    return InboundHandler(queue, max_recipients=settings.MAILROOM_MAX_RECIPIENTS)

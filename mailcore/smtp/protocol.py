@@ -1,0 +1,140 @@
+"""The SMTP protocol shell over aiosmtpd: limits, enhanced status codes and our DATA reader."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, syntax
+
+from mailcore.smtp.data import DataReader
+
+log = logging.getLogger(__name__)
+
+# aiosmtpd's fixed replies, given the enhanced status codes (RFC 3463) clients log and act on.
+_REPLIES = {
+    b"552 Error: message size exceeds fixed maximum message size": (
+        b"552 5.3.4 Message size exceeds fixed maximum message size"
+    ),
+    b"503 Error: need RCPT command": b"503 5.5.1 Error: need RCPT command",
+    b"503 Error: need MAIL command": b"503 5.5.1 Error: need MAIL command",
+    b"503 Error: nested MAIL command": b"503 5.5.1 Error: nested MAIL command",
+    b"500 Error: bad syntax": b"500 5.5.2 Error: bad syntax",
+    b"221 Bye": b"221 2.0.0 Bye",
+    b"250 OK": b"250 2.0.0 Ok",
+}
+
+
+class ConnectionLimits:
+    """Process-wide connection counters shared by every session of one listener."""
+
+    def __init__(self, max_total: int, max_per_ip: int) -> None:
+        self.max_total = max_total
+        self.max_per_ip = max_per_ip
+        self.per_ip: Counter[str] = Counter()
+        self.total = 0
+        self.is_draining = False
+
+    def admit(self, ip: str) -> str | None:
+        """Count the connection in, or return the reply that refuses it."""
+        if self.is_draining:
+            return "421 4.3.2 Service shutting down, try again later"
+        if self.total >= self.max_total:
+            return "421 4.7.0 Too many connections, try again later"
+        if self.per_ip[ip] >= self.max_per_ip:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        self.total += 1
+        self.per_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.total -= 1
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+
+class MailroomSMTP(SMTP):
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        limits: ConnectionLimits,
+        data_timeout: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self.data_timeout = data_timeout
+        self._admitted_ip: str | None = None
+
+    async def push(self, status: str | bytes) -> None:
+        response = status.encode("utf-8") if isinstance(status, str) else status
+        await super().push(_REPLIES.get(response, response))
+
+    async def _handle_client(self) -> None:
+        peer = self.session.peer if self.session else None
+        ip = peer[0] if isinstance(peer, tuple) else "unix"
+        refusal = self.limits.admit(ip)
+        if refusal is not None:
+            await self.push(refusal)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._admitted_ip = ip
+        await super()._handle_client()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._admitted_ip is not None:
+            self.limits.release(self._admitted_ip)
+            self._admitted_ip = None
+        super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = DataReader(self.data_size_limit or 2**31)
+        deadline = time.monotonic() + self.data_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                chunk = await asyncio.wait_for(self._reader.read(65536), timeout=max(remaining, 0))
+            except TimeoutError:
+                await self.push("421 4.4.2 Timeout exceeded during DATA, closing connection")
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            if not chunk:  # EOF mid-DATA: nothing was accepted, nothing is stored.
+                return
+            self._reset_timeout()
+            result = reader.feed(chunk)
+            if result is not None:
+                break
+        if result.remainder:
+            # Pipelined commands after the terminator go back for the command loop.
+            self._reader._buffer[0:0] = result.remainder  # type: ignore[attr-defined]
+        if result.is_too_big:
+            self._set_post_data_state()
+            await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
+            return
+        if result.has_bare_line_ending:
+            self._set_post_data_state()
+            await self.push("550 5.6.0 Message refused: bare CR or LF; lines must end with CRLF")
+            return
+        self.envelope.content = result.content
+        self.envelope.original_content = result.content
+        status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
+        self._set_post_data_state()
+        await self.push(status)

@@ -1,0 +1,52 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime, make_msgid
+
+from mailcore.models import Mailbox
+from mailcore.services.inbound import InboundItem, InboundOutcome, ingest_message
+from mailcore.services.recipients import resolve_recipient
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_email(
+    *,
+    sender: str = "Dana Sender <dana@remote.test>",
+    to: str = "alice@example.test",
+    subject: str = "Hello",
+    body: str = "Hi there,\r\nthis is a test.\r\n",
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    date: datetime | None = None,
+) -> bytes:
+    lines = [
+        f"From: {sender}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date or datetime(2026, 11, 1, 12, 0, tzinfo=UTC))}",
+        f"Message-ID: {message_id or make_msgid(domain='remote.test')}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    text = "\r\n".join(lines) + "\r\n\r\n" + body.replace("\r\n", "\n").replace("\n", "\r\n")
+    return text.encode("utf-8")
+
+
+def deliver(raw: bytes, *recipients: str, mail_from: str = "dana@remote.test") -> InboundOutcome:
+    """Store ``raw`` for local ``recipients`` the way the receiver does (without a socket)."""
+    targets = {}
+    for address in recipients:
+        for target in resolve_recipient(address).targets:
+            targets.setdefault(target.mailbox_id, target)
+    item = InboundItem(
+        mail_from=mail_from, recipients=recipients, targets=tuple(targets.values()), data=raw
+    )
+    return ingest_message(item)
+
+
+def inbox_of(mailbox: Mailbox):  # type: ignore[no-untyped-def]
+    return mailbox.folders.get(role="inbox")

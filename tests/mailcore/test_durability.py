@@ -1,0 +1,110 @@
+"""kill -9 the receiver while a client sends: every message that got 250 is stored once."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from mailcore.models import Mailbox, Message
+from tests.factories import make_email
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_receiver(port: int) -> subprocess.Popen[bytes]:
+    settings_dict = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": (
+            f"postgresql://{settings_dict['USER']}@{settings_dict['HOST'] or ''}"
+            f":{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
+        ),
+    }
+    if settings_dict.get("PASSWORD"):
+        env["DATABASE_URL"] = env["DATABASE_URL"].replace(
+            f"{settings_dict['USER']}@", f"{settings_dict['USER']}:{settings_dict['PASSWORD']}@"
+        )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                if sock.recv(100).startswith(b"220"):
+                    return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("receiver did not start")
+
+
+def sender(port: int, first: int, acked: list[int], stop: threading.Event) -> None:
+    """Send numbered messages over reused sessions until stopped or refused."""
+    number = first
+    while not stop.is_set():
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=5) as smtp:
+                while not stop.is_set():
+                    raw = make_email(
+                        subject=f"durable {number}", message_id=f"<durable-{number}@remote.test>"
+                    )
+                    smtp.sendmail("dana@remote.test", ["alice@example.test"], raw)
+                    acked.append(number)
+                    number += 1
+        except (OSError, smtplib.SMTPException):
+            return
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_acknowledged_message_survives_sigkill(alice: Mailbox) -> None:
+    port = free_port()
+    acked: list[int] = []
+    rng = random.Random(7)
+    for round_number in range(3):
+        process = start_receiver(port)
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=sender, args=(port, 100_000 * (round_number * 4 + i), acked, stop)
+            )
+            for i in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(rng.uniform(0.5, 1.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    assert len(acked) > 20, "the client should have had time to send"
+    stored = list(Message.objects.filter(mailbox=alice).values_list("subject", flat=True))
+    stored_numbers = [int(subject.split()[1]) for subject in stored]
+    assert len(stored_numbers) == len(set(stored_numbers)), "a message was stored twice"
+    missing = set(acked) - set(stored_numbers)
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
+    # Whatever was stored but not acknowledged was cut between commit and reply.
+    assert len(set(stored_numbers) - set(acked)) <= 4 * 3
