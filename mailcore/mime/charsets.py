@@ -36,9 +36,7 @@ _ALIASES = {
     "macintosh": "mac_roman",
 }
 # Labels that say nothing useful: treat the bytes as unlabelled.
-_UNLABELLED = frozenset(
-    {"", "us-ascii", "ascii", "ansi_x3.4-1968", "default", "unknown-8bit", "x-unknown", "8bit"}
-)
+_UNLABELLED = frozenset({"", "us-ascii", "ascii", "ansi_x3.4-1968", "default", "unknown-8bit"})
 # Text codecs that are not character sets; mail must never select them.
 _REFUSED = frozenset(
     {"undefined", "unicode_escape", "raw_unicode_escape", "idna", "punycode", "charmap"}
@@ -100,6 +98,9 @@ def decode_bytes(data: bytes, charset: str | None, defects: list[str]) -> str:
         except Exception:  # codecs raise more than UnicodeDecodeError on hostile input
             defects.append("bad-charset-data")
         if codec != _UTF8:
+            # Mislabelled UTF-8 is the usual cause; bytes that are valid UTF-8 say so clearly.
+            with suppress(UnicodeDecodeError):
+                return data.decode(_UTF8)
             with suppress(Exception):
                 return _without_surrogates(data.decode(codec, "replace"))
     if data.isascii():
@@ -160,36 +161,35 @@ def decode_header(value: object, defects: list[str]) -> str:
     if "=?" not in text:
         return text
     out: list[str] = []
-    pending = b""
-    pending_charset = ""
+    pending: list[bytes] = []  # adjacent words of one charset, decoded together
+    pending_charset: str | None = None
     position = 0
     for match in _ENCODED_WORD.finditer(text):
         between = text[position : match.start()]
-        if not (pending and (not between or between.isspace())):
-            if pending:
-                out.append(decode_bytes(pending, pending_charset, defects))
-                pending = b""
-            out.append(between)
         position = match.end()
         charset, encoding, payload = match.groups()
         charset = charset.split("*", 1)[0]
         data = _word_bytes(encoding, payload)
         if data is None:
             defects.append("bad-encoded-word")
-            if pending:
-                out.append(decode_bytes(pending, pending_charset, defects))
-                pending = b""
-            out.append(match.group(0))
+        # Whitespace between encoded words is not part of the text (RFC 2047 section 6.2),
+        # and encoders split multi-byte characters across words.
+        joins = between.isspace() or not between
+        if data is not None and joins and charset.lower() == (pending_charset or "").lower():
+            pending.append(data)
             continue
-        # Adjacent words of one charset are joined before decoding: encoders split
-        # multi-byte characters across words.
-        if pending and charset.lower() == pending_charset.lower():
-            pending += data
+        if pending_charset is not None:
+            out.append(decode_bytes(b"".join(pending), pending_charset, defects))
+            pending, pending_charset = [], None
+            if not joins or data is None:
+                out.append(between)
         else:
-            if pending:
-                out.append(decode_bytes(pending, pending_charset, defects))
-            pending, pending_charset = data, charset
-    if pending:
-        out.append(decode_bytes(pending, pending_charset, defects))
+            out.append(between)
+        if data is None:
+            out.append(match.group(0))
+        else:
+            pending, pending_charset = [data], charset
+    if pending_charset is not None:
+        out.append(decode_bytes(b"".join(pending), pending_charset, defects))
     out.append(text[position:])
     return "".join(out).replace("\x00", "")

@@ -1,8 +1,8 @@
 """Splitting raw message bytes into MIME entities by byte offsets.
 
 A small replacement for email.feedparser: that one runs Python code for every line of the
-message (0.3 ms for 10 KB, seconds for big attachments); this one runs Python code for every
-header line and every part, and finds boundaries with bytes.find. Offsets into the original
+message (0.3 ms for 10 KB, 0.4 s for a 10 MB attachment); this one runs Python code for every
+header field and every part, and finds boundaries with bytes.find. Offsets into the original
 bytes also give exact bytes for enclosed messages and over-deep multiparts.
 
 Part paths follow IMAP (RFC 3501 BODY[1.2]): the children of a multipart are numbered from 1,
@@ -130,19 +130,21 @@ def _parse_headers(
     headers: list[tuple[str, str]] = []
     position = start
     while position < block_end:
-        match = _FIELD.match(data, position, block_end)
-        if match is not None:
-            value = match.group(2)
+        for match in _FIELD.finditer(data, position, block_end):
+            if match.start() != position:
+                break
+            name, value = match.groups()
             if b"\n" in value or b"\r" in value:
                 value = value.replace(b"\r", b"").replace(b"\n", b"")
-            headers.append(
-                (match.group(1).decode("ascii"), value.decode("ascii", "surrogateescape"))
-            )
-            if len(headers) > MAX_HEADER_FIELDS:
-                defects.append("too-many-headers")
-                break
+            headers.append((name.decode("ascii"), value.decode("ascii", "surrogateescape")))
             position = match.end()
-            continue
+            if len(headers) >= MAX_HEADER_FIELDS:
+                break
+        if len(headers) >= MAX_HEADER_FIELDS:
+            defects.append("too-many-headers")
+            break
+        if position >= block_end:
+            break
         line_end = _LINE_END.search(data, position, block_end)
         next_line = line_end.end() if line_end else block_end
         if data[position] in (_SPACE, _TAB):
@@ -161,7 +163,8 @@ def parse_entity(
     first: dict[str, str] = {}
     for name, value in headers:
         first.setdefault(name.lower(), value)
-    content_type, params = default_type, {}
+    content_type = default_type
+    params: dict[str, str] = {}
     if "content-type" in first:
         main, params = parse_params(first["content-type"], defects)
         if _CONTENT_TYPE.fullmatch(main):

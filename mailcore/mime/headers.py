@@ -36,26 +36,36 @@ def _make_address(name: str, address: str, defects: list[str]) -> Address | None
 
 _SPECIALS = r'\s"<>(),;:\\\[\]'
 # One list member in the common shapes: `"Name" <a@b>`, `Name <a@b>`, `a@b`, or nothing.
+# Possessive quantifiers keep a long odd header linear.
 _SIMPLE_MEMBER = re.compile(
-    rf"""\s*(?:(?:"([^"\\]*)"|([^"<>(),;:\\\[\]@]*?))\s*<([^{_SPECIALS}]*)>"""
-    rf"|([^{_SPECIALS}@]+@[^{_SPECIALS}@]+)|)\s*(?:,|\Z)"
+    rf"""\s*+(?:(?:"([^"\\]*+)"\s*+|([^"<>(),;:\\\[\]@]*+))<([^{_SPECIALS}]*+)>"""
+    rf"|([^{_SPECIALS}@]++@[^{_SPECIALS}@]++)|)\s*+(?:,|\Z)"
+)
+# Any member, up to its top-level comma: quoted strings, comments and <...> kept whole.
+_ANY_MEMBER = re.compile(
+    r"""(?:"(?:[^"\\]|\\.)*"?|\((?:[^()\\]|\\.)*\)?|<[^<>]*>?|[^,"(<])*(?:,|\Z)""", re.DOTALL
 )
 
 
-def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
-    """getaddresses() for the common shapes, several times faster; None for anything else."""
+def _address_pairs(value: str) -> list[tuple[str, str]]:
+    """getaddresses(), but the common member shapes by regex (several times faster) and the
+    rest one member at a time, so one odd member costs only itself."""
     pairs: list[tuple[str, str]] = []
     position, length = 0, len(value)
     while position < length:
         match = _SIMPLE_MEMBER.match(value, position)
-        if match is None:
-            return None
-        quoted, plain, angle, bare = match.groups()
-        if angle is not None:
-            pairs.append((plain if quoted is None else quoted, angle))
-        elif bare is not None:
-            pairs.append(("", bare))
-        position = match.end()
+        if match is not None:
+            quoted, plain, angle, bare = match.groups()
+            if angle is not None:
+                pairs.append((plain if quoted is None else quoted, angle))
+            elif bare is not None:
+                pairs.append(("", bare))
+            position = match.end()
+            continue
+        end = _ANY_MEMBER.match(value, position).end()  # type: ignore[union-attr]
+        member = value[position : end - 1] if value.endswith(",", 0, end) else value[position:end]
+        pairs.extend(getaddresses([member]))
+        position = max(end, position + 1)
     return pairs
 
 
@@ -64,14 +74,13 @@ def parse_addresses(value: str, defects: list[str]) -> list[Address]:
     value = _unfold(value)
     if len(value) > MAX_ADDRESS_HEADER:
         defects.append("long-header")
-        value = value[:MAX_ADDRESS_HEADER]
+        cut = value.rfind(",", 0, MAX_ADDRESS_HEADER)
+        value = value[: cut if cut > 0 else MAX_ADDRESS_HEADER]
     try:
         # Parse before decoding so an encoded comma inside a display name cannot split it.
-        pairs = _simple_addresses(value)
-        if pairs is None:
-            pairs = getaddresses([value])
+        pairs = _address_pairs(value)
         if any("=?" in address and "@" not in address for _, address in pairs):
-            pairs = getaddresses([decode_header(value, defects)])
+            pairs = _address_pairs(decode_header(value, defects))
     except Exception:
         defects.append("bad-address")
         return []
@@ -140,8 +149,8 @@ def parse_references(value: str) -> list[str]:
 
 
 _REPLY_PREFIX = re.compile(
-    r"^(?:\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|tr|rv|odp|回复|回覆|答复|转发|轉寄)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\[\]]*\]))+",
+    r"^(?:\s*+(?:(?:re|fwd?|aw|wg|sv|vs|antw|tr|rv|odp|回复|回覆|答复|转发|轉寄)"
+    r"\s*+(?:\[\d++\]|\(\d++\))?+\s*+[:：]|\[[^\[\]]*+\]))+",
     re.IGNORECASE,
 )
 

@@ -17,7 +17,6 @@ _BLOCKS = frozenset(
         "address",
         "article",
         "aside",
-        "br",
         "center",
         "dd",
         "div",
@@ -39,6 +38,7 @@ _BLOCKS = frozenset(
 _CELLS = frozenset({"td", "th"})
 # Invisible characters newsletters pad their preheaders with.
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u034f\u00ad\x00"))
+_WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -49,17 +49,24 @@ class _TextExtractor(HTMLParser):
         self.chunks: list[str] = []
         self.skipping: list[str] = []
         self.preformatted = 0
+        self.breaks = 0  # line breaks owed before the next text; blocks never stack them
+
+    def _block(self, breaks: int) -> None:
+        self.breaks = max(self.breaks, breaks)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED:
-            # <head> is only skipped while it holds no body text (broken mail never closes it).
             self.skipping.append(tag)
+        elif tag == "br":
+            self.chunks.append("\n")
         elif tag in _PARAGRAPHS:
-            self.chunks.append("\n\n")
-            if tag == "pre":
-                self.preformatted += 1
+            self._block(2)
+            self.preformatted += tag == "pre"
         elif tag in _BLOCKS:
-            self.chunks.append("\n- " if tag == "li" else "\n")
+            self._block(1)
+            if tag == "li":
+                self.chunks.append("\n" * self.breaks + "- ")
+                self.breaks = 0
         elif tag in _CELLS:
             self.chunks.append(" ")
 
@@ -69,21 +76,27 @@ class _TextExtractor(HTMLParser):
                 while self.skipping and self.skipping.pop() != tag:
                     pass
         elif tag in _PARAGRAPHS:
-            self.chunks.append("\n\n")
+            self._block(2)
             if tag == "pre" and self.preformatted:
                 self.preformatted -= 1
         elif tag in _BLOCKS:
-            self.chunks.append("\n")
+            self._block(1)
 
     def handle_data(self, data: str) -> None:
         if self.skipping:
+            # <head> is only skipped while it holds no text: broken mail never closes it.
             if self.skipping[-1] != "head" or not data.strip():
                 return
             self.skipping.pop()
-        if self.preformatted:
-            self.chunks.append(data)
-        else:
-            self.chunks.append(" ".join(data.split()) if not data.isspace() else " ")
+        if not self.preformatted:
+            if data.isspace():
+                self.chunks.append(" ")
+                return
+            data = _WHITESPACE.sub(" ", data)
+        if self.breaks:
+            self.chunks.append("\n" * self.breaks)
+            self.breaks = 0
+        self.chunks.append(data)
 
 
 def html_to_text(html: str) -> str:

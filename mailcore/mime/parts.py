@@ -11,7 +11,8 @@ from mailcore.mime.entities import Leaf, parse_entity, parse_params
 
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-_BAD_QP = re.compile(rb"=(?![0-9A-Fa-f]{2}|[ \t]*(?:\n|$))")
+_BAD_QP = re.compile(rb"=(?![0-9A-Fa-f]{2}|\r?\n|$)")
+_SOFT_BREAK_PADDING = re.compile(rb"=[ \t]+(?=\r?\n|$)")
 _UUENCODE = frozenset({"x-uuencode", "uuencode", "x-uue", "uue"})
 _IDENTITY = frozenset({"", "7bit", "8bit", "binary"})
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
@@ -30,8 +31,6 @@ def describe(leaf: Leaf, defects: list[str]) -> PartHeaders:
     entity = leaf.entity
     disposition, params = parse_params(entity.header("content-disposition"), defects)
     filename = params.get("filename") or entity.params.get("name") or ""
-    if filename and "filename" not in params:
-        filename = decode_header(filename, defects)  # entity.params are not decoded
     content_id = "".join(entity.header("content-id").split()).strip("<>")
     return PartHeaders(
         content_type=entity.content_type,
@@ -68,7 +67,7 @@ def attachment_filename(data: bytes, leaf: Leaf, info: PartHeaders, defects: lis
 
 
 def decode_base64(data: bytes, defects: list[str]) -> bytes:
-    compact = b"".join(data.split())
+    compact = data.translate(None, b" \t\r\n\x0b\x0c")
     try:
         return binascii.a2b_base64(compact, strict_mode=True)
     except binascii.Error:
@@ -80,11 +79,16 @@ def decode_base64(data: bytes, defects: list[str]) -> bytes:
 
 
 def decode_quoted_printable(data: bytes, defects: list[str]) -> bytes:
-    if b"\r" in data:
+    # binascii.a2b_qp understands "=\n" and "=\r\n" soft breaks, but drops the rest of the
+    # input at "=\r" and keeps "=" before trailing white space.
+    if data.count(b"\r") != data.count(b"\r\n"):
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if _BAD_QP.search(data):
+    if b"= " in data or b"=\t" in data:
+        data = _SOFT_BREAK_PADDING.sub(b"=", data)
+    decoded = binascii.a2b_qp(data)
+    if b"=" in decoded and _BAD_QP.search(data):
         defects.append("bad-quoted-printable")
-    return binascii.a2b_qp(data)
+    return decoded
 
 
 def decode_uuencode(data: bytes, defects: list[str]) -> bytes:
