@@ -8,6 +8,7 @@ from django.db import connection
 
 from mailcore.models import Mailbox, MailboxGrant
 from mailcore.services.provisioning import create_mailbox
+from mailcore.services.recipients import clear_local_cache
 from mailcore.smtp.server import Receiver, ReceiverConfig
 from tests.factories import PASSWORD
 
@@ -27,8 +28,10 @@ def _drop_stray_connections(django_db_setup: None, django_db_blocker) -> Iterato
 def _clean_redis() -> Iterator[None]:
     """The test Redis database (15) is emptied around every test: caches never leak."""
     cache.clear()
+    clear_local_cache()
     yield
     cache.clear()
+    clear_local_cache()
 
 
 @pytest.fixture

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
+from urllib.parse import quote
+
+from django.db import connection
 
 from mailcore.models import Mailbox
 from mailcore.services.inbound import InboundItem, InboundOutcome, ingest_message
@@ -50,3 +53,14 @@ def deliver(raw: bytes, *recipients: str, mail_from: str = "dana@remote.test") -
 
 def inbox_of(mailbox: Mailbox):  # type: ignore[no-untyped-def]
     return mailbox.folders.get(role="inbox")
+
+
+def child_database_url() -> str:
+    """The URL of the test database, for a child process (a socket path host is quoted)."""
+    settings_dict = connection.settings_dict
+    user = quote(settings_dict["USER"] or "", safe="")
+    if settings_dict.get("PASSWORD"):
+        user += ":" + quote(settings_dict["PASSWORD"], safe="")
+    host = quote(settings_dict["HOST"] or "", safe="")
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgresql://{user}@{host}{port}/{settings_dict['NAME']}"

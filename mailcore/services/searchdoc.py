@@ -7,8 +7,10 @@ recipients, ``C`` subject and attachment names, ``D`` body. ``from:alice`` becom
 
 from __future__ import annotations
 
-from django.contrib.postgres.search import SearchVector
-from django.db.models import Value
+from typing import Any
+
+from django.contrib.postgres.search import SearchVectorField
+from django.db.models import Expression
 
 from mailcore import mime
 
@@ -34,12 +36,27 @@ def search_texts(parsed: mime.ParsedMessage) -> dict[str, str]:
     }
 
 
-def search_vector_expression(parsed: mime.ParsedMessage) -> SearchVector:
+class WeightedTsvector(Expression):
+    """``setweight(to_tsvector('simple', %s), 'A') || ...`` computed by PostgreSQL in the INSERT.
+
+    A hand-written expression: Django's SearchVector composes one sub-expression per part and
+    costs about a millisecond of Python per message to compile, more than PostgreSQL spends.
+    """
+
+    output_field = SearchVectorField()
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[str]]:
+        parts = [
+            f"setweight(to_tsvector('{CONFIG}'::regconfig, %s), '{weight}')"
+            for weight in self.texts
+        ]
+        return "(" + " || ".join(parts) + ")", [t.replace("\x00", " ") for t in self.texts.values()]
+
+
+def search_vector_expression(parsed: mime.ParsedMessage) -> WeightedTsvector:
     """An expression computing the message's tsvector in the INSERT itself."""
-    texts = search_texts(parsed)
-    vector: SearchVector | None = None
-    for weight, text in texts.items():
-        part = SearchVector(Value(text.replace("\x00", " ")), weight=weight, config=CONFIG)
-        vector = part if vector is None else vector + part  # type: ignore[assignment]
-    assert vector is not None
-    return vector
+    return WeightedTsvector(search_texts(parsed))

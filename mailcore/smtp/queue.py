@@ -64,19 +64,30 @@ class IngestQueue:
             self.in_flight -= 1
 
     async def _writer(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            items = [item for item, _ in batch]
             try:
-                outcomes = await loop.run_in_executor(self.executor, self.store, items)
-            except Exception:
-                log.exception("ingest batch failed")
-                outcomes = [InboundOutcome(Status.FAILED) for _ in items]
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
-                self._queue.task_done()
+                await self._store(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _store(self, batch: list[tuple[InboundItem, asyncio.Future[InboundOutcome]]]) -> None:
+        """Store one batch and resolve every future in it, whatever happens."""
+        items = [item for item, _ in batch]
+        try:
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.store, items
+            )
+        except Exception:
+            log.exception("ingest batch failed")
+            outcomes = [InboundOutcome(Status.FAILED) for _ in items]
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+        try:
             await send_pushes([push for outcome in outcomes for push in outcome.pushes])
+        except Exception:  # a push is a hint; never let it stop the writer
+            log.warning("new-mail pushes failed", exc_info=True)

@@ -35,6 +35,7 @@ class ReceiverConfig:
     tls_key: str = field(default_factory=lambda: settings.MAILROOM_SMTP_TLS_KEY)
     batch_size: int = field(default_factory=lambda: settings.MAILROOM_INGEST_BATCH_SIZE)
     writers: int = 2
+    reuse_port: bool = field(default_factory=lambda: settings.MAILROOM_SMTP_REUSE_PORT)
 
 
 class Receiver:
@@ -78,7 +79,9 @@ class Receiver:
                 timeout=self.config.command_timeout,
             )
 
-        server = await self._loop.create_server(factory, self.config.host, self.config.port)
+        server = await self._loop.create_server(
+            factory, self.config.host, self.config.port, reuse_port=self.config.reuse_port or None
+        )
         self.port = server.sockets[0].getsockname()[1]
         log.info("SMTP receiver listening on %s:%s", self.config.host, self.port)
         self._ready.set()

@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from mailcore.models import Mailbox, Message
-from tests.factories import make_email
+from tests.factories import child_database_url, make_email
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,19 +28,11 @@ def free_port() -> int:
 
 
 def start_receiver(port: int) -> subprocess.Popen[bytes]:
-    settings_dict = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": (
-            f"postgresql://{settings_dict['USER']}@{settings_dict['HOST'] or ''}"
-            f":{settings_dict['PORT'] or 5432}/{settings_dict['NAME']}"
-        ),
+        "DATABASE_URL": child_database_url(),
     }
-    if settings_dict.get("PASSWORD"):
-        env["DATABASE_URL"] = env["DATABASE_URL"].replace(
-            f"{settings_dict['USER']}@", f"{settings_dict['USER']}:{settings_dict['PASSWORD']}@"
-        )
     process = subprocess.Popen(
         [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
