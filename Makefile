@@ -9,7 +9,8 @@ EMBED := $(PY) -m config.embedded --
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-browser lint format typecheck migrate bench bench-inbound clean
+.PHONY: help install run test lint format typecheck migrate bench bench-inbound bench-webmail \
+	bench-outbound bench-api bench-events clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -44,10 +45,22 @@ typecheck: install ## mypy on mailcore, analytics, config.
 migrate: install ## Apply database migrations.
 	$(EMBED) $(PY) manage.py migrate
 
-bench: bench-inbound ## Run all benchmarks.
+bench: bench-inbound bench-outbound bench-api bench-events bench-webmail ## Run all benchmarks.
 
 bench-inbound: install ## Inbound SMTP throughput vs Postfix (bench/inbound.py).
-	$(EMBED) $(PY) bench/inbound.py
+	$(EMBED) $(PY) bench/inbound.py $(BENCH_ARGS)
+
+bench-outbound: install ## Outbound delivery to smtp-sink vs Postfix relaying (bench/outbound.py).
+	$(EMBED) $(PY) bench/outbound.py $(BENCH_ARGS)
+
+bench-api: install ## Send API throughput and latency over gunicorn (bench/api.py).
+	$(EMBED) $(PY) bench/api.py $(BENCH_ARGS)
+
+bench-events: install ## Event ingest, live lag and stats queries (bench/events.py).
+	$(EMBED) $(PY) bench/events.py $(BENCH_ARGS)
+
+bench-webmail: install ## Webmail list/open/search latency on 1M messages (bench/webmail.py).
+	$(EMBED) $(PY) bench/webmail.py $(BENCH_ARGS)
 
 clean: ## Remove var/ (embedded database and Redis data).
 	rm -rf var

@@ -11,6 +11,8 @@ from config.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL
 # Runs side by side (two checkouts, two engineers) each set their own names.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_mailroom")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# No pool in tests: pytest-django creates and drops the test database around the run.
+DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
 
 # A Redis database of its own, flushed around every test.
 _TEST_REDIS_DB = os.environ.get("TEST_REDIS_DB", "15")

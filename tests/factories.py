@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from urllib.parse import quote
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.db import connection
 
 from mailcore.models import Mailbox
@@ -63,4 +68,35 @@ def child_database_url() -> str:
         user += ":" + quote(settings_dict["PASSWORD"], safe="")
     host = quote(settings_dict["HOST"] or "", safe="")
     port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgresql://{user}@{host}{port}/{settings_dict['NAME']}"
+    url = f"postgresql://{user}@{host}{port}/{settings_dict['NAME']}"
+    socket_directory = settings_dict.get("OPTIONS", {}).get("host")
+    if socket_directory:  # the embedded server listens on a unix socket only
+        url += f"?host={quote(socket_directory, safe='/')}"
+    return url
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A throwaway certificate for localhost; returns (cert path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)

@@ -1,12 +1,22 @@
 """Mailcore's data model. Every large table carries ``organization`` (the tenant)."""
 
 from mailcore.models.mail import Attachment, Blob, Folder, Label, Message, Thread
+from mailcore.models.outbound import (
+    Delivery,
+    DeliveryAttempt,
+    DkimKey,
+    OutboundMessage,
+    Suppression,
+)
 from mailcore.models.tenancy import Alias, Domain, Mailbox, MailboxGrant, Organization, User
 
 __all__ = [
     "Alias",
     "Attachment",
     "Blob",
+    "Delivery",
+    "DeliveryAttempt",
+    "DkimKey",
     "Domain",
     "Folder",
     "Label",
@@ -14,6 +24,8 @@ __all__ = [
     "MailboxGrant",
     "Message",
     "Organization",
+    "OutboundMessage",
+    "Suppression",
     "Thread",
     "User",
 ]

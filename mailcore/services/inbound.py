@@ -119,7 +119,8 @@ def _prepare(item: InboundItem) -> _Prepared:
         f"\t{format_datetime(now)}\r\n"
     ).encode("utf-8", "replace")
     raw = trace + item.data
-    return _Prepared(item, raw, mime.parse_message(item.data), now, queue_id)
+    # Parse what is stored, so the list, the index and the reading view agree.
+    return _Prepared(item, raw, mime.parse_message(raw), now, queue_id)
 
 
 def _header_safe(value: str) -> str:

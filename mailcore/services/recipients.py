@@ -20,6 +20,7 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from mailcore.models import Alias, Domain, Folder, Mailbox, MailboxGrant
+from mailcore.services.outbound.verp import is_bounce_local_part
 
 GENERATION_KEY = "rcpt:generation"
 LOCAL_GENERATION_SECONDS = 1.0
@@ -30,6 +31,7 @@ class Verdict(enum.StrEnum):
     LOCAL = "local"
     UNKNOWN_USER = "unknown_user"
     FOREIGN_DOMAIN = "foreign_domain"
+    BOUNCE = "bounce"  # bounces[+TOKEN]@<local domain>: outbound bounce intake (issue 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,8 @@ def _resolve_from_database(address: str) -> Resolution:
     domain = Domain.objects.filter(name=domain_name, is_active=True).first()
     if domain is None:
         return Resolution(Verdict.FOREIGN_DOMAIN)
+    if is_bounce_local_part(local_part):  # reserved for bounces of outbound mail
+        return Resolution(Verdict.BOUNCE)
     mailboxes = list(Mailbox.objects.filter(address=address, is_active=True))
     if not mailboxes:
         # Plus addressing: alice+tag@ delivers to alice@ when there is no exact match.

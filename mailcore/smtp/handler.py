@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from mailcore.services.inbound import InboundItem, Status
+from mailcore.services.outbound.bounces import process_bounce_for_recipients
 from mailcore.services.recipients import Resolution, Verdict, normalize_address, resolve_recipient
 from mailcore.smtp.queue import IngestQueue
 
@@ -21,6 +22,11 @@ log = logging.getLogger(__name__)
 def _resolve_on_thread(address: str) -> Resolution:
     close_old_connections()
     return resolve_recipient(address)
+
+
+def _process_bounce_on_thread(data: bytes, addresses: list[str]) -> None:
+    close_old_connections()
+    process_bounce_for_recipients(data, addresses)
 
 
 class InboundHandler:
@@ -46,6 +52,7 @@ class InboundHandler:
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         envelope.mailroom_targets = {}  # type: ignore[attr-defined]
+        envelope.mailroom_bounces = []  # type: ignore[attr-defined]
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(
@@ -60,6 +67,10 @@ class InboundHandler:
         except Exception:
             log.exception("recipient lookup failed for %s", address)
             return "451 4.3.0 Temporary lookup failure, try again later"
+        if resolution.verdict is Verdict.BOUNCE:  # outbound bounce intake (issue 4)
+            envelope.rcpt_tos.append(address)
+            envelope.mailroom_bounces.append(address)  # type: ignore[attr-defined]
+            return "250 2.1.5 Ok"
         if resolution.verdict is Verdict.FOREIGN_DOMAIN:
             return f"550 5.7.1 <{address}>: Relay access denied"
         if resolution.verdict is Verdict.UNKNOWN_USER:
@@ -78,10 +89,23 @@ class InboundHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        bounces: list[str] = envelope.mailroom_bounces  # type: ignore[attr-defined]
+        if bounces:
+            loop = asyncio.get_running_loop()
+            content: bytes = envelope.content  # type: ignore[assignment]
+            try:
+                await loop.run_in_executor(
+                    self.lookups, _process_bounce_on_thread, content, bounces
+                )
+            except Exception:
+                log.exception("processing a bounce failed")
+                return "451 4.3.0 Temporary server error, try again later"
+            if len(bounces) == len(envelope.rcpt_tos):
+                return "250 2.0.0 Ok: bounce processed"
         peer = session.peer
         item = InboundItem(
             mail_from=envelope.mail_from or "",
-            recipients=tuple(envelope.rcpt_tos),
+            recipients=tuple(r for r in envelope.rcpt_tos if r not in bounces),
             targets=tuple(envelope.mailroom_targets.values()),  # type: ignore[attr-defined]
             data=envelope.content,  # type: ignore[arg-type]
             peer_ip=peer[0] if isinstance(peer, tuple) else str(peer),

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
 from mailcore.smtp.data import DataReader
 
@@ -138,3 +138,27 @@ class MailroomSMTP(SMTP):
         status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         self._set_post_data_state()
         await self.push(status)
+
+
+class SubmissionSMTP(MailroomSMTP):
+    """Authenticated submission. aiosmtpd checks credentials synchronously on the event loop;
+    here the built-in PLAIN/LOGIN parsing only collects them and the handler's async
+    ``check_auth`` verifies them on a worker thread (argon2 is deliberately slow)."""
+
+    _credentials: tuple[str, Any] | None = None
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        self._credentials = (mechanism, auth_data)
+        return AuthResult(success=False, handled=False)
+
+    async def _checked(self, result: AuthResult) -> AuthResult:
+        credentials, self._credentials = self._credentials, None
+        if credentials is None:  # decoding failed; aiosmtpd already answered
+            return result
+        return await self.event_handler.check_auth(self, self.session, *credentials)
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._checked(await super().auth_LOGIN(_, args))

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from mailcore.smtp.handler import InboundHandler
-from mailcore.smtp.protocol import ConnectionLimits, MailroomSMTP
+from mailcore.smtp.protocol import ConnectionLimits, MailroomSMTP, SubmissionSMTP
 from mailcore.smtp.queue import IngestQueue
+from mailcore.smtp.submission import SubmissionHandler
 from mailcore.smtp.threads import shutdown_with_connections
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,11 @@ class ReceiverConfig:
     batch_size: int = field(default_factory=lambda: settings.MAILROOM_INGEST_BATCH_SIZE)
     writers: int = 2
     reuse_port: bool = field(default_factory=lambda: settings.MAILROOM_SMTP_REUSE_PORT)
+    # Authenticated submission instead of MX: AUTH required, relaying for the account.
+    submission: bool = False
+    allow_insecure_loopback: bool = field(
+        default_factory=lambda: settings.MAILROOM_SUBMISSION_ALLOW_INSECURE_LOOPBACK
+    )
 
 
 class Receiver:
@@ -64,20 +70,32 @@ class Receiver:
         queue = IngestQueue(batch_size=self.config.batch_size, writers=self.config.writers)
         queue.start()
         handler = InboundHandler(queue, max_recipients=self.config.max_recipients)
+        submission = SubmissionHandler(
+            max_recipients=self.config.max_recipients,
+            allow_insecure_loopback=self.config.allow_insecure_loopback,
+        )
         tls_context = self._tls_context()
 
         def factory() -> MailroomSMTP:
-            return MailroomSMTP(
-                handler,
-                limits=self.limits,
-                data_timeout=self.config.data_timeout,
-                data_size_limit=self.config.max_message_size,
-                enable_SMTPUTF8=True,
-                hostname=self.config.hostname,
-                ident="Mailroom ESMTP",
-                tls_context=tls_context,
-                timeout=self.config.command_timeout,
-            )
+            options = {
+                "limits": self.limits,
+                "data_timeout": self.config.data_timeout,
+                "data_size_limit": self.config.max_message_size,
+                "enable_SMTPUTF8": True,
+                "hostname": self.config.hostname,
+                "ident": "Mailroom ESMTP",
+                "tls_context": tls_context,
+                "timeout": self.config.command_timeout,
+            }
+            if self.config.submission:
+                return SubmissionSMTP(
+                    submission,
+                    auth_required=True,
+                    auth_require_tls=not self.config.allow_insecure_loopback,
+                    auth_exclude_mechanism=["CRAM-MD5"],
+                    **options,
+                )
+            return MailroomSMTP(handler, **options)
 
         server = await self._loop.create_server(
             factory, self.config.host, self.config.port, reuse_port=self.config.reuse_port or None

@@ -6,18 +6,13 @@ import smtplib
 import socket
 import ssl
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from mailcore.models import Mailbox, Message
 from mailcore.smtp.server import Receiver, ReceiverConfig
-from tests.factories import make_email
+from tests.factories import make_email, self_signed_certificate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,36 +237,10 @@ def test_slow_data_is_cut_off_at_the_data_deadline(transactional_db: None, alice
     assert Message.objects.count() == 0
 
 
-def _self_signed(directory: Path) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
 def test_starttls_when_a_certificate_is_configured(
     transactional_db: None, alice: Mailbox, tmp_path: Path
 ) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path)
     server = Receiver(ReceiverConfig(host="127.0.0.1", port=0, tls_cert=cert, tls_key=key))
     server.start_in_thread()
     try:

@@ -33,6 +33,8 @@ class Command(BaseCommand):
                     "Mailroom is starting.",
                     f"  Webmail:  {web}/   (admin: {web}/admin/)",
                     f"  SMTP:     {smtp}   (e.g. swaks --server {smtp} --to {DEMO_ADDRESS})",
+                    f"  Submit:   {settings.MAILROOM_SMTP_HOST}:{settings.MAILROOM_SUBMISSION_PORT}"
+                    "   (AUTH after STARTTLS)",
                     f"  Mailbox:  {DEMO_ADDRESS}",
                     f"  Password: {password}",
                     "",

@@ -6,6 +6,7 @@ import asyncio
 import signal
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mailcore.smtp.server import Receiver, ReceiverConfig
@@ -17,9 +18,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=None, help="Address to listen on.")
         parser.add_argument("--port", type=int, default=None, help="Port to listen on.")
+        parser.add_argument(
+            "--submission",
+            action="store_true",
+            help="Authenticated submission (AUTH after STARTTLS) instead of the MX receiver.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = ReceiverConfig()
+        if options["submission"]:
+            config.submission = True
+            config.port = settings.MAILROOM_SUBMISSION_PORT
         if options["host"]:
             config.host = options["host"]
         if options["port"] is not None:
@@ -34,7 +43,8 @@ class Command(BaseCommand):
             while receiver._ready.is_set() is False and not task.done():
                 await asyncio.sleep(0.01)
             if not task.done():
-                self.stdout.write(f"SMTP receiver on {config.host}:{receiver.port}", ending="\n")
+                kind = "SMTP submission" if config.submission else "SMTP receiver"
+                self.stdout.write(f"{kind} on {config.host}:{receiver.port}", ending="\n")
                 self.stdout.flush()
             await task
 

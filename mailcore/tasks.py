@@ -1,0 +1,31 @@
+"""Celery tasks of mailcore: wake-ups only; the work and its state live in the database."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.core.cache import cache
+
+from mailcore.services.outbound import dispatch
+from mailcore.services.outbound.delivery import DispatchOptions, run_dispatcher
+
+PASS_SECONDS = 60.0  # a pass returns its worker to Celery regularly (broker visibility timeout)
+
+
+@shared_task(name="mailcore.tasks.dispatch_outbound", ignore_result=True)
+def dispatch_outbound() -> int:
+    """Deliver whatever is due; idempotent (rows are claimed with SKIP LOCKED)."""
+    cache.delete(dispatch.NUDGE_KEY)  # later commits may wake another dispatcher
+    stats = run_dispatcher(DispatchOptions(idle_seconds=1.0, max_seconds=PASS_SECONDS))
+    if stats.claimed and dispatch.has_pending_work():
+        dispatch_outbound.delay()  # no transaction here: the work is already committed
+    return stats.claimed
+
+
+@shared_task(name="mailcore.tasks.outbound_tick", ignore_result=True)
+def outbound_tick() -> bool:
+    """Beat: recover dead workers' leases and wake a dispatcher if anything is due."""
+    dispatch.recover_expired_leases()
+    if dispatch.has_pending_work():
+        dispatch_outbound.delay()
+        return True
+    return False
