@@ -39,16 +39,23 @@ SENDER_DOMAIN = "bench-out.test"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "bounces"
 
 
-def _submit_chunk(first: int, count: int, size: int, organization_id: int, out) -> None:  # type: ignore[no-untyped-def]
+def _submit_chunk(first: int, count: int, size: int, organization_id: int, ready, go, out) -> None:  # type: ignore[no-untyped-def]
+    """A spawned submitter: set up Django, wait for the start signal, submit ``count``."""
+    import django
+
+    django.setup()
     from django.db import connections
 
     from mailcore.services.outbound import submit_outbound
 
-    connections.close_all()
     make = text_message_factory(f"sender@{SENDER_DOMAIN}", ["user{n}@sink.test"], size)
+    messages = [make(i) for i in range(first, first + count)]
+    submit_outbound(organization_id=organization_id, mail_from=messages[0][0],
+                    recipients=["warmup@sink.test"], raw=messages[0][2], source="api")  # fmt: skip
+    ready.put(1)
+    go.wait()
     started = time.perf_counter()
-    for i in range(first, first + count):
-        sender, rcpts, raw = make(i)
+    for sender, rcpts, raw in messages:
         submit_outbound(organization_id=organization_id, mail_from=sender, recipients=rcpts,
                         raw=raw, source="api")  # fmt: skip
     out.put(time.perf_counter() - started)
@@ -56,18 +63,20 @@ def _submit_chunk(first: int, count: int, size: int, organization_id: int, out) 
 
 
 def run_mailroom(args: argparse.Namespace, url: str, *, dkim: bool) -> dict[str, float]:
-    from bench.peers import start_smtp_sink, stop_smtp_sink
-
-    recreate_database(url)
-    setup_django(url)
     from django.db import connection, connections
     from django_redis import get_redis_connection
 
+    from bench.peers import start_smtp_sink, stop_smtp_sink
     from mailcore.models import Delivery
     from mailcore.services.outbound import dkim as dkim_keys
     from mailcore.services.provisioning import create_domain
 
     get_redis_connection("default").flushdb()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE mailcore_outboundmessage, mailcore_delivery, mailcore_deliveryattempt,"
+            " mailcore_dkimkey, mailcore_blob, analytics_event CASCADE"
+        )
     domain = create_domain(SENDER_DOMAIN)
     if dkim:
         dkim_keys.create_key(domain, "bench")
@@ -80,18 +89,25 @@ def run_mailroom(args: argparse.Namespace, url: str, *, dkim: bool) -> dict[str,
     connections.close_all()
     time.sleep(2)  # workers import Django and start polling
     try:
-        queue: multiprocessing.Queue[float] = multiprocessing.Queue()
+        context = multiprocessing.get_context("spawn")
+        queue, ready, go = context.Queue(), context.Queue(), context.Event()
         per = args.messages // args.submitters
-        context = multiprocessing.get_context("fork")
-        started = time.perf_counter()
         children = [
             context.Process(
-                target=_submit_chunk, args=(n * per, per, args.size, organization_id, queue)
+                target=_submit_chunk,
+                args=(n * per, per, args.size, organization_id, ready, go, queue),
             )  # fmt: skip
             for n in range(args.submitters)
         ]
         for child in children:
             child.start()
+        for _ in children:
+            ready.get(timeout=120)
+        time.sleep(1)  # the warm-up messages are delivered before the clock starts
+        Delivery.objects.filter(recipient="warmup@sink.test").delete()
+        connections.close_all()
+        started = time.perf_counter()
+        go.set()
         total = per * args.submitters
         accept_s = max(queue.get() for _ in children)
         for child in children:
@@ -201,6 +217,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
     url = bench_database_url("mailroom_bench_outbound")
+    recreate_database(url)
+    setup_django(url)
     figures: dict[str, dict[str, float]] = {}
     figures["mailroom"] = run_mailroom(args, url, dkim=False)
     if not args.no_dkim_run:

@@ -79,3 +79,6 @@ class MessageAdmin(ReadOnlyAdmin):
     search_fields = ["subject", "from_address", "message_id"]
     exclude = ["search_vector", "blob"]
     show_full_result_count = False
+
+
+from mailcore import admin_outbound  # noqa: E402,F401  (outbound queue, suppressions, DKIM)

@@ -87,8 +87,12 @@ def test_a_postfix_bounce_with_the_token_bounces_and_suppresses(alice: Mailbox) 
     assert (attempt.outcome, attempt.enhanced_status) == ("bounced", "5.1.1")
     assert attempt.reply.startswith("DSN: ")
     suppression = Suppression.objects.get()
-    assert (suppression.address, suppression.reason, suppression.source, suppression.delivery_id) == (
-        "r@p351355.pool.example.ne.jp", "bounce", "dsn", delivery.id)  # fmt: skip
+    assert (
+        suppression.address,
+        suppression.reason,
+        suppression.source,
+        suppression.delivery_id,
+    ) == ("r@p351355.pool.example.ne.jp", "bounce", "dsn", delivery.id)
     assert event_types(message) == ["sent", "bounced"]
     event = Event.objects.get(type="bounced")
     assert event.payload["reason"] == "mailererror" and event.payload["permanent"] is True
@@ -111,9 +115,13 @@ def test_one_report_for_two_recipients_of_one_transaction(alice: Mailbox) -> Non
 
     assert outcome.bounced == 2
     assert dict(message.deliveries.values_list("recipient", "status")) == {
-        "filtered@example.co.jp": "bounced", "userunknown@example.co.jp": "bounced"}  # fmt: skip
+        "filtered@example.co.jp": "bounced",
+        "userunknown@example.co.jp": "bounced",
+    }
     assert set(Suppression.objects.values_list("address", flat=True)) == {
-        "filtered@example.co.jp", "userunknown@example.co.jp"}  # fmt: skip
+        "filtered@example.co.jp",
+        "userunknown@example.co.jp",
+    }
 
 
 @pytest.mark.django_db
@@ -124,7 +132,9 @@ def test_a_dsn_without_token_is_matched_by_message_id(alice: Mailbox) -> None:
 
     assert outcome.bounced == 1
     assert dict(message.deliveries.values_list("recipient", "status")) == {
-        "gone@remote.test": "bounced", "dana@remote.test": "delivered"}  # fmt: skip
+        "gone@remote.test": "bounced",
+        "dana@remote.test": "delivered",
+    }
     assert list(Suppression.objects.values_list("address", "source")) == [
         ("gone@remote.test", "dsn")
     ]
@@ -153,7 +163,8 @@ def test_a_complaint_marks_and_suppresses(alice: Mailbox) -> None:
     assert (outcome.kind, outcome.complained, outcome.suppressed) == ("complaint", 1, 1)
     assert delivery.status == "delivered" and delivery.complained_at is not None
     assert list(Suppression.objects.values_list("address", "reason", "source")) == [
-        ("user@example.com", "complaint", "arf")]  # fmt: skip
+        ("user@example.com", "complaint", "arf")
+    ]
     assert event_types(message) == ["sent", "complained"]
     assert process_bounce(corpus("arf-12.eml"), token(message, "user@example.com")).complained == 0
     assert event_types(message) == ["sent", "complained"]
@@ -172,8 +183,12 @@ def test_a_redacted_complaint_is_attributed_by_the_token(alice: Mailbox) -> None
 def test_auto_replies_and_forged_tokens_change_nothing(alice: Mailbox) -> None:
     message = send(alice, "dana@remote.test")
     good = token(message, "dana@remote.test")
-    auto_reply = make_email(sender="dana@remote.test", to="bounces@example.test",
-                            subject="Out of office", headers={"Auto-Submitted": "auto-replied"})  # fmt: skip
+    auto_reply = make_email(
+        sender="dana@remote.test",
+        to="bounces@example.test",
+        subject="Out of office",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
     assert process_bounce(auto_reply, good).kind == "auto_reply"
     forged = good[:-1] + ("a" if good[-1] != "a" else "b")
     assert verp.parse_token(forged) is None

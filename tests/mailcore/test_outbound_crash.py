@@ -47,10 +47,19 @@ def start_worker(peer_port: int, *extra: str) -> subprocess.Popen[bytes]:
         "MAILROOM_OUTBOUND_LEASE_SECONDS": "2",
         "MAILROOM_OUTBOUND_TICK_SECONDS": "1",
     }
-    command = [sys.executable, "manage.py", "deliver", "--connections", str(CONNECTIONS),
-               "--batch-size", "20", *extra]  # fmt: skip
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    command = [
+        sys.executable,
+        "manage.py",
+        "deliver",
+        "--connections",
+        str(CONNECTIONS),
+        "--batch-size",
+        "20",
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 @pytest.fixture
@@ -75,7 +84,7 @@ def test_sigkill_mid_batch_loses_nothing(alice: Mailbox, peer: tuple[Peer, PeerH
                 sender="alice@example.test",
                 to=recipients[0],
                 message_id=f"<crash-{number}@example.test>",
-            ),  # fmt: skip
+            ),
             source="api",
         )
     worker = start_worker(server.port)

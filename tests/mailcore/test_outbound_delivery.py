@@ -86,8 +86,11 @@ def test_delivers_with_dkim_verp_and_the_stable_message_id(
     alice: Mailbox, peer: PeerHandler
 ) -> None:
     key = dkim.create_key(alice.domain, "s1")
-    raw = make_email(sender="Alice <alice@example.test>", to="dana@remote.test",
-                     message_id="<stable-1@example.test>")  # fmt: skip
+    raw = make_email(
+        sender="Alice <alice@example.test>",
+        to="dana@remote.test",
+        message_id="<stable-1@example.test>",
+    )
     message = send(alice, "dana@remote.test", raw=raw)
 
     stats = run()
@@ -127,8 +130,13 @@ def peer_port(transaction, delivery: Delivery) -> int:  # type: ignore[no-untype
 
 
 def test_recipients_of_one_message_share_one_transaction(alice: Mailbox, peer: PeerHandler) -> None:
-    message = send(alice, "dana@remote.test", "erin@remote.test", "reject-frank@remote.test",
-                   "defer-gus@remote.test")  # fmt: skip
+    message = send(
+        alice,
+        "dana@remote.test",
+        "erin@remote.test",
+        "reject-frank@remote.test",
+        "defer-gus@remote.test",
+    )
     clock = Clock()
 
     run(clock)
@@ -155,13 +163,20 @@ def test_recipients_of_one_message_share_one_transaction(alice: Mailbox, peer: P
     assert deferred.reply == "451 4.3.0 Temporary failure, try again later"
     suppression = Suppression.objects.get()
     assert (suppression.address, suppression.reason, suppression.source) == (
-        "reject-frank@remote.test", "bounce", "smtp")  # fmt: skip
+        "reject-frank@remote.test",
+        "bounce",
+        "smtp",
+    )
     assert suppression.domain_id == alice.domain_id
     assert sorted(events(message)) == sorted(
         [("sent", r) for r in statuses(message)]
-        + [("delivered", "dana@remote.test"), ("delivered", "erin@remote.test"),
-           ("bounced", "reject-frank@remote.test"), ("deferred", "defer-gus@remote.test")]
-    )  # fmt: skip
+        + [
+            ("delivered", "dana@remote.test"),
+            ("delivered", "erin@remote.test"),
+            ("bounced", "reject-frank@remote.test"),
+            ("deferred", "defer-gus@remote.test"),
+        ]
+    )
 
 
 def test_one_connection_carries_many_messages(alice: Mailbox, peer: PeerHandler) -> None:
@@ -199,7 +214,10 @@ def test_temporary_failures_back_off_then_deliver(alice: Mailbox, peer: PeerHand
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempt_count) == ("delivered", 3)
     assert list(delivery.attempts.order_by("id").values_list("outcome", "reply_code")) == [
-        ("deferred", 451), ("deferred", 451), ("delivered", 250)]  # fmt: skip
+        ("deferred", 451),
+        ("deferred", 451),
+        ("delivered", 250),
+    ]
     assert [t for t, _ in events(message)] == ["sent", "deferred", "deferred", "delivered"]
     assert len(peer.transactions) == 1
 
@@ -237,12 +255,15 @@ def test_suppressed_recipients_are_never_sent_to(alice: Mailbox, peer: PeerHandl
         "reject-zed@remote.test": "suppressed",
         "dana@remote.test": "queued",
     }
-    assert sorted(events(message)) == [("sent", "dana@remote.test"),
-                                       ("suppressed", "reject-zed@remote.test")]  # fmt: skip
+    assert sorted(events(message)) == [
+        ("sent", "dana@remote.test"),
+        ("suppressed", "reject-zed@remote.test"),
+    ]
     run()
     assert [t.recipients for t in peer.transactions] == [["dana@remote.test"]]
-    assert not DeliveryAttempt.objects.filter(delivery__recipient="reject-zed@remote.test",
-                                              delivery__message=message).exists()  # fmt: skip
+    assert not DeliveryAttempt.objects.filter(
+        delivery__recipient="reject-zed@remote.test", delivery__message=message
+    ).exists()
 
 
 def test_an_address_suppressed_while_queued_is_not_sent_to(
@@ -288,8 +309,10 @@ def test_a_refused_connection_defers_every_job_of_the_lane(alice: Mailbox, setti
 
 
 def test_bare_line_feeds_are_normalized_and_dots_stuffed(alice: Mailbox, peer: PeerHandler) -> None:
-    raw = (b"From: alice@example.test\nTo: dana@remote.test\nSubject: dots\nMessage-ID: <d@x>\n\n"
-           b".leading dot\nline\r\n.\r\nafter a lone dot\rend")  # fmt: skip
+    raw = (
+        b"From: alice@example.test\nTo: dana@remote.test\nSubject: dots\nMessage-ID: <d@x>\n\n"
+        b".leading dot\nline\r\n.\r\nafter a lone dot\rend"
+    )
     send(alice, "dana@remote.test", raw=raw)
     run()
     [transaction] = peer.transactions
@@ -344,14 +367,33 @@ def _tls_context(tmp_path: Path) -> ssl.SSLContext:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "relay.test")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256())
-    )  # fmt: skip
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))  # fmt: skip
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
     return context
+
+
+def test_the_celery_tasks_deliver_what_is_due(alice: Mailbox, peer: PeerHandler) -> None:
+    from mailcore import tasks
+
+    message = send(alice, "dana@remote.test")
+    assert tasks.outbound_tick() is True  # something is due: a dispatcher is woken
+    assert tasks.dispatch_outbound() == 1
+    assert statuses(message) == {"dana@remote.test": "delivered"}
+    assert tasks.outbound_tick() is False

@@ -12,7 +12,14 @@ from django.utils import timezone
 from analytics.models import Event
 from mailcore import queueing
 from mailcore.models import Blob, Delivery, Mailbox, OutboundMessage, Suppression
-from mailcore.services.outbound import SubmissionError, dkim, submit_outbound, throttle, verp
+from mailcore.services.outbound import (
+    SubmissionError,
+    dispatch,
+    dkim,
+    submit_outbound,
+    throttle,
+    verp,
+)
 from mailcore.services.outbound.dispatch import (
     NUDGE_KEY,
     cancel_deliveries,
@@ -41,6 +48,11 @@ def submit(alice: Mailbox, *recipients: str, **kwargs) -> OutboundMessage:  # ty
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_recent_nudge() -> None:
+    dispatch._last_nudge[0] = float("-inf")
+
+
 def nudges(callbacks: list) -> list:  # type: ignore[type-arg]
     return [c for c in callbacks if getattr(c, "func", None) is queueing._send]
 
@@ -58,10 +70,20 @@ def counts() -> tuple[int, int, int, int]:
 def test_submit_writes_message_deliveries_and_events(
     alice: Mailbox, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
-    raw = b"From: alice@example.test\nTo: dana@remote.test\nBcc: secret@remote.test\nSubject: Hi\n\nbody\n"
+    raw = (
+        b"From: alice@example.test\nTo: dana@remote.test\nBcc: secret@remote.test\n"
+        b"Subject: Hi\n\nbody\n"
+    )
     with django_capture_on_commit_callbacks() as callbacks:
-        message = submit(alice, "Dana@Remote.test", "secret@remote.test", "dana@remote.test",
-                         raw=raw, tags=["welcome"], metadata={"user": 7})  # fmt: skip
+        message = submit(
+            alice,
+            "Dana@Remote.test",
+            "secret@remote.test",
+            "dana@remote.test",
+            raw=raw,
+            tags=["welcome"],
+            metadata={"user": 7},
+        )
     assert len(nudges(callbacks)) == 1  # the wake-up, only after commit
     assert (message.source, message.mail_from, message.domain_id) == (
         "webmail",
@@ -82,7 +104,9 @@ def test_submit_writes_message_deliveries_and_events(
         ("secret@remote.test", "queued", False),
     ]
     assert list(Event.objects.order_by("id").values_list("type", "recipient", "tags")) == [
-        ("sent", "dana@remote.test", ["welcome"]), ("sent", "secret@remote.test", ["welcome"])]  # fmt: skip
+        ("sent", "dana@remote.test", ["welcome"]),
+        ("sent", "secret@remote.test", ["welcome"]),
+    ]
     nudges(callbacks)[0]()
     assert cache.get(NUDGE_KEY) == 1
 
@@ -99,8 +123,11 @@ def test_refused_submissions_store_nothing(alice: Mailbox, charlie: Mailbox) -> 
         with pytest.raises(SubmissionError) as error:
             submit(alice, "dana@remote.test", **kwargs)
         assert error.value.code == code
-    for recipients, code in [((), "no_recipients"), (("bad address",), "invalid_recipient"),
-                             (("a@b.test\r\nRCPT TO:<x@y>",), "invalid_recipient")]:  # fmt: skip
+    for recipients, code in [
+        ((), "no_recipients"),
+        (("bad address",), "invalid_recipient"),
+        (("a@b.test\r\nRCPT TO:<x@y>",), "invalid_recipient"),
+    ]:
         with pytest.raises(SubmissionError) as error:
             submit(alice, *recipients)
         assert error.value.code == code
@@ -126,7 +153,9 @@ def test_suppressed_and_scheduled_recipients(
         message = submit(alice, "gone@remote.test", "dana@remote.test", send_at=later)
     assert nudges(callbacks) == []  # nothing due now: no wake-up
     assert dict(message.deliveries.values_list("recipient", "status")) == {
-        "gone@remote.test": "suppressed", "dana@remote.test": "queued"}  # fmt: skip
+        "gone@remote.test": "suppressed",
+        "dana@remote.test": "queued",
+    }
     queued = message.deliveries.get(status="queued")
     assert queued.next_attempt_at == later
     assert queued.expires_at == later + dt.timedelta(days=3)
@@ -193,8 +222,10 @@ def test_verp_tokens_round_trip_and_resist_forgery() -> None:
 
 
 def test_backoff_is_exponential_jittered_and_capped() -> None:
-    delays = [retry_delay(n, base_seconds=60, cap_seconds=3600, rand=lambda: 0.5).total_seconds()
-              for n in range(1, 10)]  # fmt: skip
+    delays = [
+        retry_delay(n, base_seconds=60, cap_seconds=3600, rand=lambda: 0.5).total_seconds()
+        for n in range(1, 10)
+    ]
     assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
     assert retry_delay(1, base_seconds=60, cap_seconds=3600, rand=lambda: 0.0).total_seconds() == 45
     assert (
@@ -235,3 +266,22 @@ def test_throttle_counters_and_slots_in_redis() -> None:
     assert throttle.acquire_connection("mx:x.test", "b", 1) is True
     assert throttle.destination_limits("mx:gmail.com", "gmail.com") == throttle.Limits(20, 3000)
     assert throttle.destination_limits("relay:127.0.0.1:25", "gmail.com").per_minute == 0
+
+
+@pytest.mark.django_db
+def test_dkimkey_command_generates_rotates_and_prints_records(alice: Mailbox) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("dkimkey", "generate", "example.test", selector="s1", stdout=out)
+    call_command("dkimkey", "rotate", "example.test", selector="s2", stdout=out)
+    text = out.getvalue()
+    assert "Active key for example.test: selector s2" in text
+    assert 's2._domainkey.example.test. 3600 IN TXT ( "v=DKIM1; k=rsa; p=' in text
+    assert "; retired, created" in text
+    assert list(alice.domain.dkim_keys.order_by("id").values_list("selector", "is_active")) == [
+        ("s1", False),
+        ("s2", True),
+    ]

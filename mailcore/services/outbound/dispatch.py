@@ -17,6 +17,7 @@ put back with a later ``next_attempt_at``, without counting an attempt).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -290,8 +291,21 @@ def has_pending_work(*, now: datetime | None = None) -> bool:
     )
 
 
+NUDGE_LOCAL_SECONDS = 0.2
+_last_nudge = [float("-inf")]
+
+
 def request_dispatch() -> None:
-    """After the caller's commit, wake a dispatcher (at most one wake-up waits at a time)."""
+    """After the caller's commit, wake a dispatcher (at most one wake-up waits at a time).
+
+    A process that sent a wake-up less than ``NUDGE_LOCAL_SECONDS`` ago skips even the Redis
+    check: a dispatcher woken that recently is still running and polls for new rows every
+    50 ms, so a burst of submissions costs one Redis round trip per 200 ms, not one each.
+    """
+    now = time.monotonic()
+    if now - _last_nudge[0] < NUDGE_LOCAL_SECONDS:
+        return
+    _last_nudge[0] = now
     enqueue_on_commit("mailcore.tasks.dispatch_outbound", dedupe_key=NUDGE_KEY)
 
 

@@ -136,7 +136,9 @@ class SmtpConnection:
         lines: list[str] = []
         while True:
             try:
-                line = await asyncio.wait_for(self.reader.readline(), self.timeout)
+                # asyncio.timeout, not wait_for: no task per line on the hot path.
+                async with asyncio.timeout(self.timeout):
+                    line = await self.reader.readline()
             except (OSError, TimeoutError, asyncio.LimitOverrunError, ValueError) as exc:
                 self.is_broken = True
                 raise SmtpConnectionError(f"{self.host}: no reply ({exc!r})") from exc
@@ -154,7 +156,11 @@ class SmtpConnection:
     async def _write(self, data: bytes) -> None:
         try:
             self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.timeout)
+            if self.writer.transport.get_write_buffer_size() > 65536:
+                async with asyncio.timeout(self.timeout):
+                    await self.writer.drain()
+            elif self.writer.transport.is_closing():
+                raise ConnectionResetError("connection closed")
         except (OSError, TimeoutError) as exc:
             self.is_broken = True
             raise SmtpConnectionError(f"{self.host}: write failed ({exc!r})") from exc
@@ -169,7 +175,7 @@ class SmtpConnection:
         params = []
         if "SIZE" in self.extensions:
             params.append(f"SIZE={size}")
-        if "8BITMIME" in self.extensions and any(byte > 127 for byte in data[:65536]):
+        if "8BITMIME" in self.extensions and not data.isascii():
             params.append("BODY=8BITMIME")
         if "SMTPUTF8" in self.extensions and not all(
             address.isascii() for address in [mail_from, *recipients]
