@@ -239,6 +239,8 @@ MAILROOM_SMTP_COMMAND_TIMEOUT = env_int("MAILROOM_SMTP_COMMAND_TIMEOUT", 300)
 MAILROOM_SMTP_DATA_TIMEOUT = env_int("MAILROOM_SMTP_DATA_TIMEOUT", 600)
 # Several receiver processes may share one port (SO_REUSEPORT): one per core.
 MAILROOM_SMTP_REUSE_PORT = env_bool("MAILROOM_SMTP_REUSE_PORT", False)
+# On SIGTERM, how long transactions already in DATA may take to finish.
+MAILROOM_SMTP_SHUTDOWN_GRACE_SECONDS = env_int("MAILROOM_SMTP_SHUTDOWN_GRACE_SECONDS", 30)
 MAILROOM_SUBMISSION_PORT = env_int("MAILROOM_SUBMISSION_PORT", 2587)
 # AUTH without STARTTLS, for loopback clients only (local apps, tests). Off by default.
 MAILROOM_SUBMISSION_ALLOW_INSECURE_LOOPBACK = env_bool(

@@ -37,6 +37,8 @@ class ConnectionLimits:
         self.per_ip: Counter[str] = Counter()
         self.total = 0
         self.is_draining = False
+        self.in_transaction = 0  # sessions between 354 and their final reply
+        self.sessions: set[MailroomSMTP] = set()
 
     def admit(self, ip: str) -> str | None:
         """Count the connection in, or return the reply that refuses it."""
@@ -85,16 +87,43 @@ class MailroomSMTP(SMTP):
                 self.transport.close()
             return
         self._admitted_ip = ip
+        self.limits.sessions.add(self)
         await super()._handle_client()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._admitted_ip is not None:
             self.limits.release(self._admitted_ip)
             self._admitted_ip = None
+        self.limits.sessions.discard(self)
         super().connection_lost(error)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if self.limits.is_draining:
+            # Shutting down: finish what is in flight, start nothing new (RFC 5321 4.2.3).
+            await self.push("421 4.3.2 Service shutting down, try again later")
+            return
+        await super().smtp_MAIL(arg)
+
+    def close_idle(self) -> None:
+        """Tell an idle session we are going away and close it (graceful shutdown)."""
+        if self.transport is not None and not self.is_in_transaction:
+            self._writer.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+            self.transport.close()
+
+    is_in_transaction = False
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
+        self.is_in_transaction = True
+        self.limits.in_transaction += 1
+        try:
+            await self._receive_data(arg)
+        finally:
+            self.is_in_transaction = False
+            self.limits.in_transaction -= 1
+
+    async def _receive_data(self, arg: str) -> None:
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
         assert self.envelope is not None

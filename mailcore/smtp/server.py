@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from mailcore.smtp.submission import SubmissionHandler
 from mailcore.smtp.threads import shutdown_with_connections
 
 log = logging.getLogger(__name__)
+loop_time = time.monotonic
 
 
 @dataclass(slots=True)
@@ -36,6 +38,9 @@ class ReceiverConfig:
     tls_key: str = field(default_factory=lambda: settings.MAILROOM_SMTP_TLS_KEY)
     batch_size: int = field(default_factory=lambda: settings.MAILROOM_INGEST_BATCH_SIZE)
     writers: int = 2
+    shutdown_grace: float = field(
+        default_factory=lambda: settings.MAILROOM_SMTP_SHUTDOWN_GRACE_SECONDS
+    )
     reuse_port: bool = field(default_factory=lambda: settings.MAILROOM_SMTP_REUSE_PORT)
     # Authenticated submission instead of MX: AUTH required, relaying for the account.
     submission: bool = False
@@ -104,9 +109,16 @@ class Receiver:
         log.info("SMTP receiver listening on %s:%s", self.config.host, self.port)
         self._ready.set()
         await self._stopping.wait()
+        # Graceful shutdown: stop listening, refuse new transactions with 421, let the ones
+        # already in DATA finish (their 250 comes after commit), then close idle sessions.
         self.limits.is_draining = True
         server.close()
+        deadline = loop_time() + self.config.shutdown_grace
+        while self.limits.in_transaction and loop_time() < deadline:
+            await asyncio.sleep(0.05)
         await queue.stop()
+        for session in list(self.limits.sessions):
+            session.close_idle()
         await asyncio.to_thread(shutdown_with_connections, handler.lookups, handler.lookup_threads)
 
     def request_stop(self) -> None:

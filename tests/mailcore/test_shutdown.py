@@ -1,0 +1,82 @@
+"""SIGTERM to the receiver: in-flight transactions finish, new ones get 421, nothing is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mailcore.models import Mailbox, Message
+from tests.factories import child_database_url, make_email
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def command(sock: socket.socket, line: bytes) -> bytes:
+    sock.sendall(line + b"\r\n")
+    reply = read_line(sock)
+    while reply[3:4] == b"-":
+        reply = read_line(sock)
+    return reply
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_finishes_data_in_flight_and_refuses_new_transactions(alice: Mailbox) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.test_settings",
+        "DATABASE_URL": child_database_url(),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # "SMTP receiver on ..."
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        idle = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for sock in (busy, idle):
+            read_line(sock)
+            command(sock, b"EHLO client.test")
+        assert command(busy, b"MAIL FROM:<dana@remote.test>").startswith(b"250")
+        assert command(busy, b"RCPT TO:<alice@example.test>").startswith(b"250")
+        assert command(busy, b"DATA").startswith(b"354")
+        raw = make_email(subject="in flight")
+        busy.sendall(raw[:50])  # mid-DATA when the signal arrives
+
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert command(idle, b"MAIL FROM:<dana@remote.test>").startswith(b"421 4.3.2")
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).recv(10)
+
+        busy.sendall(raw[50:] + b".\r\n")
+        assert read_line(busy).startswith(b"250 2.0.0")
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert list(Message.objects.values_list("subject", flat=True)) == ["in flight"]
