@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "mailcore",
     "analytics",
@@ -215,6 +216,19 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON errors everywhere (the API's views set their own auth, scopes and throttles).
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mailroom API",
+    "DESCRIPTION": "Native API (/api/v1/) and Mailgun-compatible API (/v3/). See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Offline docs: Swagger UI and Redoc assets from drf-spectacular-sidecar, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {"WebhookFormatEnum": "api.models.WebhookEndpoint.Format"},
 }
 
 LOGGING = {
@@ -277,4 +291,48 @@ MAILROOM_VERP_LOCAL_PART = env_str("MAILROOM_VERP_LOCAL_PART", "bounces")
 CELERY_BEAT_SCHEDULE["outbound-tick"] = {
     "task": "mailcore.tasks.outbound_tick",
     "schedule": float(MAILROOM_OUTBOUND_TICK_SECONDS),
+}
+
+# --- Analytics (analytics/) --------------------------------------------------------------------
+# Tracking links and pixels are served from this base URL (a host that points at this app).
+MAILROOM_TRACKING_BASE_URL = env_str("MAILROOM_TRACKING_BASE_URL", MAILROOM_WEB_URL)
+MAILROOM_TRACKING_SALT = env_str("MAILROOM_TRACKING_SALT", "mailroom.tracking")
+# Extra CIDRs whose opens are flagged as machine opens (comma separated).
+MAILROOM_TRACKING_MACHINE_CIDRS = env_list("MAILROOM_TRACKING_MACHINE_CIDRS", "")
+MAILROOM_EVENT_RETENTION_DAYS = env_int("MAILROOM_EVENT_RETENTION_DAYS", 90)
+MAILROOM_EVENT_PARTITIONS_AHEAD = env_int("MAILROOM_EVENT_PARTITIONS_AHEAD", 7)
+MAILROOM_ROLLUP_SETTLE_SECONDS = env_int("MAILROOM_ROLLUP_SETTLE_SECONDS", 10)
+MAILROOM_ROLLUP_MINUTE_DAYS = env_int("MAILROOM_ROLLUP_MINUTE_DAYS", 7)
+# Reputation guardrails (Amazon SES defaults): rates over the last GUARDRAIL_WINDOW_HOURS of
+# delivery outcomes, once a domain has at least GUARDRAIL_MIN_VOLUME outcomes in the window.
+MAILROOM_GUARDRAIL_WINDOW_HOURS = env_int("MAILROOM_GUARDRAIL_WINDOW_HOURS", 24)
+MAILROOM_GUARDRAIL_MIN_VOLUME = env_int("MAILROOM_GUARDRAIL_MIN_VOLUME", 100)
+MAILROOM_GUARDRAIL_BOUNCE_WARN = float(env_str("MAILROOM_GUARDRAIL_BOUNCE_WARN", "0.05"))
+MAILROOM_GUARDRAIL_BOUNCE_PAUSE = float(env_str("MAILROOM_GUARDRAIL_BOUNCE_PAUSE", "0.10"))
+MAILROOM_GUARDRAIL_COMPLAINT_WARN = float(env_str("MAILROOM_GUARDRAIL_COMPLAINT_WARN", "0.001"))
+MAILROOM_GUARDRAIL_COMPLAINT_PAUSE = float(env_str("MAILROOM_GUARDRAIL_COMPLAINT_PAUSE", "0.005"))
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "analytics-live-broadcast": {"task": "analytics.tasks.broadcast_live", "schedule": 1.0},
+        "analytics-fill-rollups": {"task": "analytics.tasks.fill_rollups", "schedule": 15.0},
+        "analytics-guardrails": {"task": "analytics.tasks.check_guardrails", "schedule": 60.0},
+        "analytics-partitions": {"task": "analytics.tasks.maintain_partitions", "schedule": 3600.0},
+    }
+)
+
+# --- API (api/) ---------------------------------------------------------------------------------
+MAILROOM_API_KEY_RATE = env_int("MAILROOM_API_KEY_RATE", 2000)  # requests/s per key
+MAILROOM_API_TENANT_RATE = env_int("MAILROOM_API_TENANT_RATE", 5000)  # requests/s per tenant
+MAILROOM_API_KEY_CACHE_SECONDS = env_int("MAILROOM_API_KEY_CACHE_SECONDS", 5)  # revocation lag
+MAILROOM_API_BURST_SECONDS = env_int("MAILROOM_API_BURST_SECONDS", 2)  # bucket = rate * this
+MAILROOM_API_MAX_BODY_BYTES = env_int("MAILROOM_API_MAX_BODY_BYTES", 40 * 1024 * 1024)
+MAILROOM_API_BACKLOG_CAP = env_int("MAILROOM_API_BACKLOG_CAP", 500_000)  # queued; 0 = no cap
+MAILROOM_API_BACKLOG_RETRY_AFTER = env_int("MAILROOM_API_BACKLOG_RETRY_AFTER", 30)
+MAILROOM_API_WEBHOOK_SETTLE_SECONDS = env_int("MAILROOM_API_WEBHOOK_SETTLE_SECONDS", 2)
+MAILROOM_API_WEBHOOK_TIMEOUT = env_int("MAILROOM_API_WEBHOOK_TIMEOUT", 10)
+MAILROOM_API_WEBHOOK_MAX_BACKOFF = env_int("MAILROOM_API_WEBHOOK_MAX_BACKOFF", 3600)
+MAILROOM_API_WEBHOOK_DISABLE_AFTER = env_int("MAILROOM_API_WEBHOOK_DISABLE_AFTER", 24 * 3600)
+CELERY_BEAT_SCHEDULE["api-deliver-webhooks"] = {
+    "task": "api.tasks.deliver_webhooks",
+    "schedule": 5.0,
 }

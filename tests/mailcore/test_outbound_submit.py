@@ -285,3 +285,29 @@ def test_dkimkey_command_generates_rotates_and_prints_records(alice: Mailbox) ->
         ("s1", False),
         ("s2", True),
     ]
+
+
+@pytest.mark.django_db
+def test_a_paused_sending_domain_waits_until_resumed(alice: Mailbox) -> None:
+    from analytics.models import DomainReputation
+    from analytics.services.guardrails import is_sending_paused
+
+    message = submit(alice, "dana@remote.test")
+    reputation = DomainReputation.objects.create(
+        domain_id=message.domain_id,
+        domain_name="example.test",
+        organization_id=alice.organization_id,
+        status=DomainReputation.Status.PAUSED,
+    )
+    now = timezone.now() + dt.timedelta(seconds=1)
+    assert claim_due_deliveries(lease_token="w", limit=10, now=now).deliveries == []
+    delivery = message.deliveries.get()
+    assert (delivery.status, delivery.attempt_count) == ("queued", 0)
+    assert delivery.next_attempt_at == now + dt.timedelta(seconds=60)
+    reputation.status = DomainReputation.Status.OK
+    reputation.save()
+    cache.clear()  # the pause flag is cached for 30 s
+    assert is_sending_paused("example.test") is False
+    later = now + dt.timedelta(seconds=61)
+    claim = claim_due_deliveries(lease_token="w", limit=10, now=later)
+    assert [d.recipient for d in claim.deliveries] == ["dana@remote.test"]

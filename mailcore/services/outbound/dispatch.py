@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
+from analytics.services.guardrails import is_sending_paused
 from mailcore.models import Delivery, DeliveryAttempt
 from mailcore.queueing import enqueue_on_commit
 from mailcore.services.outbound import throttle
@@ -70,6 +71,9 @@ class Claim:
     deliveries: list[ClaimedDelivery] = field(default_factory=list)
     messages: dict[int, ClaimedMessage] = field(default_factory=dict)
 
+
+# How often deliveries of a paused sending domain look again (the pause is cached 30 s).
+GUARDRAIL_RECHECK = timedelta(seconds=60)
 
 _CLAIM_SQL = """
 SELECT d.id, d.message_id, d.recipient, d.recipient_domain, d.is_local, d.attempt_count,
@@ -155,6 +159,9 @@ def _limited_groups(rows, suppressed, now, later):  # type: ignore[no-untyped-de
             by_sender["" if row[4] else row[9]].append(row)
     fitting = by_sender.pop("", [])
     for sender, group in by_sender.items():
+        if is_sending_paused(sender):  # reputation guardrail: wait until an operator resumes
+            later[now + GUARDRAIL_RECHECK].extend(row[0] for row in group)
+            continue
         allowed = throttle.take_sending_quota(sender, len(group), now)
         fitting.extend(group[:allowed])
         later[throttle.next_quota_window(now)].extend(row[0] for row in group[allowed:])

@@ -1,0 +1,138 @@
+"""Live counters: per-second and per-minute event counts in Redis, and the snapshot pushed to
+dashboards every second.
+
+Keys (in the cache's Redis): ``live:s:<scope>:<epoch second>`` and ``live:m:<scope>:<epoch
+minute>`` are hashes of event type -> count, where scope is the organization id or ``all`` (the
+operators' view). Counters are bumped after the producer's transaction commits, so a rolled-back
+change never shows up live. Second keys live 2 minutes, minute keys 2 hours.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+from django_redis import get_redis_connection
+
+logger = logging.getLogger(__name__)
+
+LIVE_TYPES = ("sent", "delivered", "deferred", "bounced", "complained", "opened", "clicked")
+SERIES_SECONDS = 60
+OPERATORS_GROUP = "analytics.operators"
+ACTIVE_ORGS_KEY = "live:orgs"
+VIEWERS_KEY = "live:viewers"
+
+
+def org_group(organization_id: int) -> str:
+    return f"analytics.org.{organization_id}"
+
+
+def _redis() -> Any:
+    return get_redis_connection("default")
+
+
+def bump_counters(counts: Counter[tuple[int, str]], now: float | None = None) -> None:
+    """Add committed events to the live counters; never raises (live counts are best effort)."""
+    second = int(now if now is not None else time.time())
+    minute = second // 60
+    try:
+        pipe = _redis().pipeline(transaction=False)
+        for (organization_id, event_type), count in counts.items():
+            for scope in (str(organization_id), "all"):
+                skey, mkey = f"live:s:{scope}:{second}", f"live:m:{scope}:{minute}"
+                pipe.hincrby(skey, event_type, count)
+                pipe.expire(skey, 120)
+                pipe.hincrby(mkey, event_type, count)
+                pipe.expire(mkey, 7200)
+            pipe.zadd(ACTIVE_ORGS_KEY, {str(organization_id): second})
+        pipe.execute()
+    except Exception:  # noqa: BLE001 - Redis down must not fail the producer after its commit
+        logger.warning("live counters unavailable", exc_info=True)
+
+
+def _as_int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {key.decode(): int(value) for key, value in raw.items()}
+
+
+def read_series(scope: str, end_second: int, seconds: int = SERIES_SECONDS) -> list[dict[str, int]]:
+    """Per-second counts for the ``seconds`` seconds ending at ``end_second`` (inclusive)."""
+    pipe = _redis().pipeline(transaction=False)
+    start = end_second - seconds + 1
+    for second in range(start, end_second + 1):
+        pipe.hgetall(f"live:s:{scope}:{second}")
+    return [_as_int_map(raw) for raw in pipe.execute()]
+
+
+def read_last_hour(scope: str, now_second: int) -> dict[str, int]:
+    """Totals per type over the last 60 minutes (current minute included)."""
+    pipe = _redis().pipeline(transaction=False)
+    minute = now_second // 60
+    for one in range(minute - 59, minute + 1):
+        pipe.hgetall(f"live:m:{scope}:{one}")
+    totals: Counter[str] = Counter()
+    for raw in pipe.execute():
+        totals.update(_as_int_map(raw))
+    return dict(totals)
+
+
+def watch_organization(organization_id: int, now_second: int) -> None:
+    """A tenant dashboard is open: keep its group updated for the next hour (or until closed)."""
+    _redis().zadd(VIEWERS_KEY, {str(organization_id): now_second + 3600})
+
+
+def active_organizations(now_second: int) -> list[int]:
+    """Tenants with an event in the last 2 minutes or an open dashboard (their groups)."""
+    redis = _redis()
+    redis.zremrangebyscore(ACTIVE_ORGS_KEY, 0, now_second - 120)
+    redis.zremrangebyscore(VIEWERS_KEY, 0, now_second)
+    members = set(redis.zrange(ACTIVE_ORGS_KEY, 0, -1)) | set(redis.zrange(VIEWERS_KEY, 0, -1))
+    return sorted(int(member) for member in members)
+
+
+def build_snapshot(organization_id: int | None, now: float | None = None) -> dict[str, Any]:
+    """The compact update a dashboard receives: last 60 s per type, hour totals, queue, rates."""
+    from analytics.services import dashboard
+
+    now = now if now is not None else time.time()
+    second = int(now)
+    scope = "all" if organization_id is None else str(organization_id)
+    series = read_series(scope, second)
+    hour = read_last_hour(scope, second)
+    attempted = hour.get("delivered", 0) + hour.get("bounced", 0)
+    delivered = hour.get("delivered", 0)
+    return {
+        "type": "analytics.update",
+        "scope": scope,
+        "second": second,
+        "rates": {name: series[-2].get(name, 0) for name in LIVE_TYPES},
+        "series": {name: [one.get(name, 0) for one in series] for name in LIVE_TYPES},
+        "hour": {name: hour.get(name, 0) for name in LIVE_TYPES},
+        "bounce_rate": round(hour.get("bounced", 0) / attempted, 4) if attempted else 0.0,
+        "complaint_rate": round(hour.get("complained", 0) / delivered, 5) if delivered else 0.0,
+        **dashboard.cached_queue_stats(organization_id),
+    }
+
+
+def broadcast_live_update(now: float | None = None) -> int:
+    """Send one snapshot to the operators' group and one to each active tenant's group."""
+    layer = get_channel_layer()
+    if layer is None:
+        return 0
+    now = now if now is not None else time.time()
+    send = async_to_sync(layer.group_send)
+    sent = 0
+    try:
+        send(OPERATORS_GROUP, build_snapshot(None, now))
+        sent += 1
+        for organization_id in active_organizations(int(now)):
+            send(org_group(organization_id), build_snapshot(organization_id, now))
+            sent += 1
+    except Exception:  # noqa: BLE001 - a missed tick is harmless; the next one catches up
+        logger.warning("live broadcast failed", exc_info=True)
+    cache.set("live:last_broadcast", now, 60)
+    return sent

@@ -1,0 +1,13 @@
+"""Celery tasks of the API: thin shells over :mod:`api.services.webhooks`."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from api.services.webhooks import deliver_endpoint, due_endpoint_ids
+
+
+@shared_task(ignore_result=True)
+def deliver_webhooks() -> int:
+    """Beat: every due endpoint, each claimed by lease (idempotent, safe to overlap)."""
+    return sum(deliver_endpoint(endpoint_id) for endpoint_id in due_endpoint_ids())
