@@ -14,6 +14,7 @@ from django.db import close_old_connections
 from mailcore.services.inbound import InboundItem, Status
 from mailcore.services.outbound.bounces import process_bounce_for_recipients
 from mailcore.services.recipients import Resolution, Verdict, normalize_address, resolve_recipient
+from mailcore.smtp.protocol import extend_ehlo
 from mailcore.smtp.queue import IngestQueue
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ class InboundHandler:
     async def handle_EHLO(
         self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return extend_ehlo(session, hostname, responses)
 
     async def handle_MAIL(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]

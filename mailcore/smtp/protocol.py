@@ -28,6 +28,12 @@ _REPLIES = {
 }
 
 
+def extend_ehlo(session: Any, hostname: str, responses: list[str]) -> list[str]:
+    """The EHLO reply with the extensions aiosmtpd handles but does not advertise."""
+    session.host_name = hostname
+    return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+
+
 class ConnectionLimits:
     """Process-wide connection counters shared by every session of one listener."""
 

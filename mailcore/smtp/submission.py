@@ -23,6 +23,7 @@ from django.db.models import Q
 
 from mailcore.models import Alias, Mailbox, User
 from mailcore.services.recipients import normalize_address
+from mailcore.smtp.protocol import extend_ehlo
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,7 @@ class SubmissionHandler:
     async def handle_EHLO(
         self, server: Any, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return extend_ehlo(session, hostname, responses)
 
     async def handle_MAIL(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -8,7 +8,6 @@ delivery events and fetches open pixels over HTTP, and a broadcaster thread play
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import urllib.request
@@ -18,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from django.db import connections
 from django.test import Client
 from playwright.sync_api import sync_playwright
@@ -26,6 +24,7 @@ from playwright.sync_api import sync_playwright
 from analytics.services import live, rollups, tracking
 from analytics.services.events import EventInput, record_events
 from mailcore.models import Mailbox, User
+from tests.support import CHROMIUM_ARGS, serve_asgi
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,29 +33,13 @@ pytestmark = [
 ]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    from config.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        application, lifespan="off", log_level="warning", ws="websockets-sansio"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    """config.asgi under uvicorn on a free loopback port, in a thread."""
+    with serve_asgi() as url:
+        yield url
 
 
 def _loop(stop: threading.Event, interval: float, step) -> threading.Thread:  # type: ignore[no-untyped-def]

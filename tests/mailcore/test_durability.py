@@ -2,54 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from mailcore.models import Mailbox, Message
-from tests.factories import child_database_url, make_email
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_receiver(port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": child_database_url(),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                if sock.recv(100).startswith(b"220"):
-                    return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("receiver did not start")
+from tests.factories import make_email
+from tests.support import free_port, start_receiver_process
 
 
 def sender(port: int, first: int, acked: list[int], stop: threading.Event) -> None:
@@ -75,7 +38,7 @@ def test_every_acknowledged_message_survives_sigkill(alice: Mailbox) -> None:
     acked: list[int] = []
     rng = random.Random(7)
     for round_number in range(3):
-        process = start_receiver(port)
+        process = start_receiver_process(port)
         stop = threading.Event()
         threads = [
             threading.Thread(

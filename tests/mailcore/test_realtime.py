@@ -5,33 +5,21 @@ from __future__ import annotations
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 
 from config.asgi import application
 from mailcore.models import Mailbox
 from tests.factories import deliver, make_email
+from tests.support import ws_connect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-async def connect(user) -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    communicator = WebsocketCommunicator(
-        application, "/ws/mail/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost")]
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 async def test_delivery_pushes_new_mail_to_owner_and_sharer_only(
     alice: Mailbox, bob: Mailbox, charlie: Mailbox
 ) -> None:
-    alice_ws = await connect(alice.user)
-    bob_ws = await connect(bob.user)  # alice's mailbox is shared with bob
-    charlie_ws = await connect(charlie.user)
+    alice_ws = await ws_connect(alice.user)
+    bob_ws = await ws_connect(bob.user)  # alice's mailbox is shared with bob
+    charlie_ws = await ws_connect(charlie.user)
     outcome = await database_sync_to_async(deliver)(
         make_email(subject="Live"), "alice@example.test"
     )

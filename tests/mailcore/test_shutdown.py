@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from mailcore.models import Mailbox, Message
-from tests.factories import child_database_url, make_email
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories import make_email
+from tests.support import free_port, start_receiver_process
 
 
 def read_line(sock: socket.socket) -> bytes:
@@ -38,24 +33,9 @@ def command(sock: socket.socket, line: bytes) -> bytes:
 
 @pytest.mark.django_db(transaction=True)
 def test_sigterm_finishes_data_in_flight_and_refuses_new_transactions(alice: Mailbox) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": child_database_url(),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    process = start_receiver_process(port)
     try:
-        assert process.stdout is not None
-        process.stdout.readline()  # "SMTP receiver on ..."
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         idle = socket.create_connection(("127.0.0.1", port), timeout=10)
         for sock in (busy, idle):

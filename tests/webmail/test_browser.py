@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import smtplib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocketRoute, sync_playwright
@@ -27,6 +25,7 @@ from mailcore.models import Attachment, Mailbox, Message
 from mailcore.services.messages import set_seen
 from mailcore.smtp.server import Receiver
 from tests.factories import PASSWORD, make_email
+from tests.support import CHROMIUM_ARGS, serve_asgi
 from tests.webmail.conftest import deliver_raw, folder, html_email, receive
 from webmail.models import Preferences
 
@@ -39,7 +38,6 @@ pytestmark = [
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TIMEOUT_MS = 15_000
 
 # Observes notifications instead of showing them, and reports the tab as in the background.
@@ -58,25 +56,8 @@ document.hasFocus = () => false;
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """config.asgi under uvicorn on a free loopback port, in a thread."""
-    from config.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        application, lifespan="off", log_level="warning", ws="websockets-sansio"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uvicorn_server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert uvicorn_server.started
-    yield f"http://127.0.0.1:{port}"
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_asgi() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

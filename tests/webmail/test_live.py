@@ -4,34 +4,20 @@ from __future__ import annotations
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 
-from config.asgi import application
 from mailcore.models import Mailbox, Message
 from mailcore.services import messages as service
+from tests.support import ws_connect
 from tests.webmail.conftest import folder, receive
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-async def connect(user) -> WebsocketCommunicator:  # type: ignore[no-untyped-def]
-    client = Client()
-    await database_sync_to_async(client.force_login)(user)
-    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
-    communicator = WebsocketCommunicator(
-        application, "/ws/mail/", headers=[(b"cookie", cookie), (b"origin", b"http://localhost")]
-    )
-    connected, _ = await communicator.connect()
-    assert connected
-    return communicator
 
 
 async def test_flag_and_move_pushes(alice: Mailbox, bob: Mailbox, charlie: Mailbox) -> None:
     message: Message = await database_sync_to_async(receive)(alice, "Pushed")
     inbox = await database_sync_to_async(folder)(alice, "inbox")
     archive = await database_sync_to_async(folder)(alice, "archive")
-    sockets = [await connect(m.user) for m in (alice, bob, charlie)]
+    sockets = [await ws_connect(m.user) for m in (alice, bob, charlie)]
     alice_ws, bob_ws, charlie_ws = sockets
 
     await database_sync_to_async(service.set_seen)([message], True)
@@ -75,7 +61,7 @@ async def test_flag_and_move_pushes(alice: Mailbox, bob: Mailbox, charlie: Mailb
 
 
 async def test_ping_is_answered(alice: Mailbox) -> None:
-    ws = await connect(alice.user)
+    ws = await ws_connect(alice.user)
     await ws.send_json_to({"action": "ping"})
     assert await ws.receive_json_from(timeout=5) == {"event": "pong"}
     await ws.send_json_to({"action": "subscribe", "mailbox": 1})  # ignored, nothing comes back
