@@ -35,7 +35,8 @@ def next_url(request: HttpRequest, fallback: str) -> str:
 
 def render_app(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200):
     """Render a page of the app shell (folder and label lists included)."""
-    context.setdefault("sidebar", build_sidebar(user_of(request)))
+    if "sidebar" not in context:  # not setdefault: that would build it (two queries) anyway
+        context["sidebar"] = build_sidebar(user_of(request))
     return render(request, template, context, status=status)
 
 

@@ -19,6 +19,7 @@ from mailcore.services import messages as message_actions
 from webmail.models import Preferences
 from webmail.sanitize import linkify_text, sanitize_html
 from webmail.services.preferences import get_preferences, shows_remote_images, trust_sender
+from webmail.sidebar import build_sidebar, url_pattern
 from webmail.views.common import done, render_app, user_of
 
 PART_SALT = "webmail.part"
@@ -50,6 +51,7 @@ class Entry:
     height: int = 300
     attachments: list[Attachment] = field(default_factory=list)
     cc: list[mime.Address] = field(default_factory=list)
+    raw_url: str = ""
 
 
 def _entry(
@@ -92,6 +94,8 @@ def conversation(request: HttpRequest, message_id: int) -> HttpResponse:
         .select_related("blob", "folder")
         .prefetch_related("labels", "attachments")
     )
+    # The opened message as loaded with the thread: its labels are prefetched there.
+    opened = next((m for m in thread if m.id == opened.id), opened)
     if opened.folder.role not in HIDDEN_ROLES:
         thread = [m for m in thread if m.folder.role not in HIDDEN_ROLES or m.id == opened.id]
     preferences = get_preferences(user)
@@ -106,21 +110,31 @@ def conversation(request: HttpRequest, message_id: int) -> HttpResponse:
         )
         for message in thread
     ]
+    raw_url = url_pattern("webmail:message_raw")  # one reverse() for the whole thread
+    for entry in entries:
+        entry.raw_url = f"{raw_url[0]}{entry.message.id}{raw_url[1]}"
     unread = [m for m in thread if not m.is_seen]
     if unread:
         message_actions.set_seen(unread, True)
         for message in unread:
             message.is_seen = True
+    # The sidebar already holds the folders and labels of every mailbox the user sees (through
+    # the access layer): the move and label menus take theirs from it, no further queries.
+    sidebar = build_sidebar(user)
+    group = next((g for g in sidebar if g.mailbox.id == opened.mailbox_id), None)
     folders = [
         f
-        for f in access.folders_for_user(user).filter(mailbox_id=opened.mailbox_id)
+        for f in (group.folders if group else [])
         if f.id != opened.folder_id and f.role != Folder.Role.DRAFTS
     ]
-    labels = list(access.labels_for_user(user).filter(mailbox_id=opened.mailbox_id))
+    labels = list(group.labels) if group else []
     return render_app(
         request,
         "webmail/thread.html",
         {
+            "sidebar": sidebar,
+            "compose_url": reverse("webmail:compose"),
+            "back_url": reverse("webmail:folder", args=[opened.folder_id]),
             "opened": opened,
             "entries": entries,
             "thread_ids": [m.id for m in thread],
