@@ -78,13 +78,16 @@ def start_receiver_process(port: int) -> subprocess.Popen[bytes]:
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": child_database_url(),
     }
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = ROOT / "tests" / "artifacts" / f"smtpd-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("wb") as output:  # kept for reading when a test fails
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:

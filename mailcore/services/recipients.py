@@ -75,7 +75,7 @@ class _LocalCache:
     def current_generation(self) -> object:
         now = time.monotonic()
         if now - self.generation_read_at > LOCAL_GENERATION_SECONDS:
-            self.generation = cache.get(GENERATION_KEY, 0)
+            self.generation = read_generation()
             self.generation_read_at = now
         return self.generation
 
@@ -92,14 +92,27 @@ def bump_generation() -> None:
     """Invalidate every cached answer (called when domains, mailboxes or aliases change)."""
     try:
         cache.incr(GENERATION_KEY)
-    except ValueError:
-        cache.set(GENERATION_KEY, 1, timeout=None)
+    except ValueError:  # no generation yet (or Redis was flushed): start a fresh one
+        cache.set(GENERATION_KEY, time.time_ns(), timeout=None)
     _local.clear()
+
+
+def read_generation() -> int | None:
+    """The current generation; a missing one is created from the clock, never restarted at a
+    small number, so answers cached before a Redis flush can never look current again.
+    None when Redis is down (then nothing is cached)."""
+    generation = cache.get(GENERATION_KEY)
+    if generation is None:
+        cache.add(GENERATION_KEY, time.time_ns(), timeout=None)
+        generation = cache.get(GENERATION_KEY)
+    return generation
 
 
 def resolve_recipient(address: str) -> Resolution:
     address = normalize_address(address)
     generation = _local.current_generation()
+    if generation is None:  # Redis is down: the database answers every time
+        return _resolve_from_database(address)
     now = time.monotonic()
     local = _local.answers.get(address)
     if local is not None and local[0] == generation and local[1] > now:

@@ -90,3 +90,20 @@ def test_management_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert Alias.objects.get().local_part == ""
     with pytest.raises(CommandError, match="No such mailbox"):
         call_command("createalias", "x@lists.example.test", "ghost@lists.example.test")
+
+
+def test_answers_cached_before_a_redis_flush_never_look_current_again(alice: Mailbox) -> None:
+    from django.core.cache import cache
+
+    from mailcore.services import recipients
+
+    cache.clear()
+    recipients.bump_generation()  # the first generation ever
+    assert resolve_recipient("alice@example.test").verdict is Verdict.LOCAL  # cached here
+    kept = dict(recipients._local.answers)
+    cache.clear()  # Redis restarted or flushed; this process still holds its local copy
+    Mailbox.objects.filter(id=alice.id).update(is_active=False)
+    recipients.bump_generation()  # as another process would after its change
+    recipients._local.answers.update(kept)  # ... which does not touch this process's copy
+    recipients._local.generation_read_at = float("-inf")  # a second later, here
+    assert resolve_recipient("alice@example.test").verdict is Verdict.UNKNOWN_USER

@@ -10,7 +10,7 @@ import pytest
 
 from mailcore.models import Mailbox, Message
 from tests.factories import make_email
-from tests.support import free_port, start_receiver_process
+from tests.support import ROOT, free_port, start_receiver_process
 
 
 def read_line(sock: socket.socket) -> bytes:
@@ -54,7 +54,9 @@ def test_sigterm_finishes_data_in_flight_and_refuses_new_transactions(alice: Mai
             socket.create_connection(("127.0.0.1", port), timeout=2).recv(10)
 
         busy.sendall(raw[50:] + b".\r\n")
-        assert read_line(busy).startswith(b"250 2.0.0")
+        reply = read_line(busy)
+        log = ROOT / "tests" / "artifacts" / f"smtpd-{port}.log"
+        assert reply.startswith(b"250 2.0.0"), log.read_text(errors="replace")[-3000:]
         assert process.wait(timeout=20) == 0
     finally:
         if process.poll() is None:
