@@ -33,13 +33,13 @@ from mailcore.services.drafts import (
     sync_attachments,
 )
 from mailcore.services.inbound import InboundItem, Status, deliver_inbound
+from mailcore.services.outbound import SubmissionError, submit_outbound
 from mailcore.services.recipients import Target, Verdict, resolve_recipient
 from mailcore.services.searchdoc import search_vector_expression
 from webmail.models import ScheduledSend, Upload
 
 log = logging.getLogger(__name__)
 
-EXTERNAL_UNAVAILABLE = "Sending to external addresses is not available yet"
 SENDING_LEASE = timedelta(minutes=10)
 UPLOAD_MAX_AGE = timedelta(days=2)
 MAX_RECIPIENTS = 100
@@ -48,32 +48,15 @@ MAX_RECIPIENTS = 100
 # --- Sending ------------------------------------------------------------------------------------
 
 
-def outbound_available() -> bool:
-    try:
-        from mailcore.services.outbound import submit_outbound  # noqa: F401
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
 def check_recipients(addresses: Sequence[str]) -> None:
-    """Refuse unknown local addresses, and remote ones while there is no outbound path."""
+    """Refuse unknown local addresses; remote ones go to the outbound path."""
     if not addresses:
         raise ComposeError("Add at least one recipient.")
     if len(addresses) > MAX_RECIPIENTS:
         raise ComposeError(f"A message can have at most {MAX_RECIPIENTS} recipients.")
-    unknown = []
-    remote = []
-    for address in addresses:
-        verdict = resolve_recipient(address).verdict
-        if verdict == Verdict.UNKNOWN_USER:
-            unknown.append(address)
-        elif verdict == Verdict.FOREIGN_DOMAIN:
-            remote.append(address)
+    unknown = [a for a in addresses if resolve_recipient(a).verdict == Verdict.UNKNOWN_USER]
     if unknown:
         raise ComposeError("There is no mailbox at " + ", ".join(unknown) + ".")
-    if remote and not outbound_available():
-        raise ComposeError(f"{EXTERNAL_UNAVAILABLE}: {', '.join(remote)}.")
 
 
 def schedule_send(
@@ -192,11 +175,7 @@ def _send_one(scheduled_id: int) -> None:
 
 
 def _hand_to_outbound(scheduled: ScheduledSend, raw: bytes, recipients: list[str]) -> None:
-    """Queue the remote recipients on the outbound path (issue 4); local ones are ours."""
-    try:
-        from mailcore.services.outbound import SubmissionError, submit_outbound
-    except ImportError as exc:
-        raise ComposeError(EXTERNAL_UNAVAILABLE) from exc
+    """Queue the remote recipients on the outbound path; local ones were delivered directly."""
     try:
         submit_outbound(
             organization_id=scheduled.organization_id,

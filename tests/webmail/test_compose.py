@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from mailcore import mime
-from mailcore.models import Attachment, Mailbox, Message
+from mailcore.models import Attachment, Mailbox, Message, OutboundMessage
 from mailcore.services import compose, drafts
 from mailcore.services.compose_mime import (
     AttachmentData,
@@ -214,28 +213,41 @@ def test_editing_a_scheduled_draft_cancels_the_schedule(alice: Mailbox, bob: Mai
     assert Message.objects.filter(mailbox=bob).count() == 0
 
 
-@pytest.mark.parametrize(
-    ("to", "error"),
-    [
-        ("someone@remote.test", "Sending to external addresses is not available yet"),
-        ("nobody@example.test", "There is no mailbox at nobody@example.test."),
-    ],
-)
-def test_refused_recipients_store_and_send_nothing(
-    alice: Mailbox, bob: Mailbox, to: str, error: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Without the outbound package (issue 4) remote recipients are refused up front.
-    monkeypatch.setitem(sys.modules, "mailcore.services.outbound", None)
-    with pytest.raises(ComposeError, match=error):
+def test_unknown_local_recipients_store_and_send_nothing(alice: Mailbox, bob: Mailbox) -> None:
+    with pytest.raises(ComposeError, match="There is no mailbox at nobody@example.test."):
         compose.schedule_send(
             alice.user,
             alice,
-            content(alice, to=[("", "bob@example.test"), ("", to)]),
+            content(alice, to=[("", "bob@example.test"), ("", "nobody@example.test")]),
             draft=None,
             send_at=timezone.now(),
         )
     assert Message.objects.count() == 0
     assert ScheduledSend.objects.count() == 0
+
+
+def test_remote_recipients_go_through_the_outbound_path(alice: Mailbox, bob: Mailbox) -> None:
+    scheduled = compose.schedule_send(
+        alice.user,
+        alice,
+        content(alice, to=[("", "bob@example.test"), ("Dana", "dana@remote.test")]),
+        draft=None,
+        send_at=timezone.now(),
+    )
+    assert compose.send_due_messages() == 1
+    outbound = OutboundMessage.objects.get()
+    assert (outbound.source, outbound.mailbox_id, outbound.message_id) == (
+        "webmail",
+        alice.id,
+        scheduled.message_id,
+    )
+    assert list(outbound.deliveries.values_list("recipient", "status")) == [
+        ("dana@remote.test", "queued")
+    ]
+    assert Message.objects.get(mailbox=bob).message_id == scheduled.message_id  # local, direct
+    assert Message.objects.get(mailbox=alice, folder__role="sent").id == scheduled.draft_id
+    assert compose.send_due_messages() == 0
+    assert OutboundMessage.objects.count() == 1  # never handed over twice
 
 
 def test_reply_threads_marks_answered_and_quotes(alice: Mailbox, bob: Mailbox) -> None:
