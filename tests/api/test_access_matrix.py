@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 
 from analytics.models import Event
 from api.models import WebhookEndpoint
@@ -212,3 +213,20 @@ def test_basic_auth_mailgun_form(keys: Keys, world) -> None:  # type: ignore[no-
         ],
         "paging": {},
     }
+
+
+def test_domain_says_when_the_guardrail_paused_sending(keys: Keys, alice: Mailbox) -> None:
+    from analytics.models import DomainReputation
+    from mailcore.models import Domain
+
+    url = "/api/v1/domains/example.test/"
+    assert client_for(keys.full).get(url).json()["sending_paused"] is False
+    domain = Domain.objects.get(name="example.test")
+    DomainReputation.objects.create(
+        domain_id=domain.id,
+        domain_name=domain.name,
+        organization_id=domain.organization_id,
+        status=DomainReputation.Status.PAUSED,
+    )
+    cache.clear()  # the flag is cached for 30 s
+    assert client_for(keys.full).get(url).json()["sending_paused"] is True
