@@ -88,7 +88,9 @@ def test_anymail_mailgun_backend_end_to_end(anymail_to_mailroom: str, peer: Peer
     assert parsed["To"] == "Ben <ben@remote.test>"
     assert parsed["X-Report"] == "weekly"
     assert parsed.get_body(("plain",)).get_content().strip() == "Hello Ben, your code is B2."
-    assert parsed.get_body(("html",)).get_content().strip() == "<p>Hi Ben</p>"
+    html = parsed.get_body(("html",)).get_content().strip()
+    assert html.startswith("<p>Hi Ben</p>")
+    assert "/t/o/" in html  # o:tracking-opens added the open pixel
     files = {p.get_filename(): p.get_content() for p in parsed.iter_attachments()}
     assert files == {"data.csv": "a,b\n1,2\n"}
     assert sorted(

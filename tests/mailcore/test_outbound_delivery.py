@@ -397,3 +397,37 @@ def test_the_celery_tasks_deliver_what_is_due(alice: Mailbox, peer: PeerHandler)
     assert tasks.dispatch_outbound() == 1
     assert statuses(message) == {"dana@remote.test": "delivered"}
     assert tasks.outbound_tick() is False
+
+
+def test_tracked_messages_get_per_recipient_links_pixel_and_unsubscribe(
+    alice: Mailbox,
+    peer: PeerHandler,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    settings.MAILROOM_TRACKING_BASE_URL = "https://t.example.test"
+    key = dkim.create_key(alice.domain, "s1")
+    html = (
+        b"From: alice@example.test\r\nTo: dana@remote.test\r\nSubject: News\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<p>Read <a href="https://news.example.org/a">this</a>.</p>\r\n'
+    )
+    message = send(
+        alice, "dana@remote.test", "erin@remote.test", raw=html, track_opens=True,
+        track_clicks=True,
+    )  # fmt: skip
+    stats = run()
+    assert (stats.delivered, stats.transactions) == (2, 2)  # one body per recipient
+    bodies = {t.recipients[0]: t.data for t in peer.transactions}
+    assert set(bodies) == {"dana@remote.test", "erin@remote.test"}
+    assert bodies["dana@remote.test"] != bodies["erin@remote.test"]
+    for data in bodies.values():
+        assert b"https://t.example.test/t/c/" in data  # the click redirect
+        assert b"https://t.example.test/t/o/" in data  # the open pixel
+        assert b'news.example.org/a"' not in data  # the raw link is rewritten
+        assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in data
+
+        def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
+            return dkim.dns_record_value(key).encode()
+
+        assert dkimpy.verify(data, dnsfunc=dnsfunc) is True
+    assert set(statuses(message).values()) == {"delivered"}

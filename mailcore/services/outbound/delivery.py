@@ -178,6 +178,8 @@ class Dispatcher:
         for delivery in claim.deliveries:
             route = route_for(delivery.recipient_domain, is_local=delivery.is_local)
             key = (delivery.message_id, route.key if route.kind == "relay" else route.domain)
+            if claim.messages[delivery.message_id].is_tracked and not delivery.is_local:
+                key = (delivery.message_id, f"delivery:{delivery.id}")  # its own tracked body
             job = groups.get(key)
             if job is None or len(job.deliveries) >= MAX_RECIPIENTS_PER_TRANSACTION:
                 job = groups[key] = Job(route, claim.messages[delivery.message_id], [])

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from analytics.services.tracking import instrument_message
 from mailcore.services.outbound import dispatch, throttle, verp
 from mailcore.services.outbound.dispatch import ClaimedDelivery, ClaimedMessage
 from mailcore.services.outbound.dkim import sign
@@ -233,14 +234,26 @@ class Lane:
         message = job.message
         if message.raw is None:
             message.raw = await self.dispatcher.db_call(dispatch.load_raw, message.id)
+        raw = message.raw
+        if message.is_tracked:
+            # Per recipient (the job holds one delivery): tracked links, the open pixel and
+            # RFC 8058 List-Unsubscribe, all signed, added before the DKIM signature.
+            raw = instrument_message(
+                raw,
+                organization_id=message.organization_id,
+                delivery_id=job.deliveries[0].id,
+                message_id=message.id,
+                track_opens=message.track_opens,
+                track_clicks=message.track_clicks,
+            )
         key = self.dispatcher.keys.get(message.domain_name)
         if key is None:
-            return message.raw
+            return raw
         try:
-            return sign(message.raw, key)
+            return sign(raw, key)
         except Exception:
             log.exception("DKIM signing of message %s failed; sending unsigned", message.id)
-            return message.raw
+            return raw
 
     async def _finish(
         self,
