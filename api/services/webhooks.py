@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from analytics.models import Event
+from analytics.services.events import record_event
 from api.models import WebhookDelivery, WebhookEndpoint
 from api.services.events import MAILGUN_EVENTS, NATIVE_TYPES, mailgun_events, native_event
 
@@ -221,6 +222,7 @@ def deliver_endpoint(endpoint_id: int, *, now: datetime | None = None) -> int:
             error=result.error,
             duration_ms=result.duration_ms,
         )
+        _record_attempt_event(endpoint, event, result)
         if result.is_success or result.status_code == 406:
             cursor = event.id
             handed += 1
@@ -237,6 +239,23 @@ def deliver_endpoint(endpoint_id: int, *, now: datetime | None = None) -> int:
         next_attempt_at=now if more else timezone.now(),
     )
     return handed
+
+
+def _record_attempt_event(endpoint: WebhookEndpoint, event: Event, result: PostResult) -> None:
+    """A webhook_delivered / webhook_failed event (never itself posted: see ``_wanted``)."""
+    record_event(
+        endpoint.organization_id,
+        "webhook_delivered" if result.is_success else "webhook_failed",
+        message_id=event.message_id,
+        recipient=event.recipient,
+        payload={
+            "endpoint_id": endpoint.id,
+            "event_id": event.id,
+            "event_type": event.type,
+            "status_code": result.status_code,
+            "error": result.error,
+        },
+    )
 
 
 def _record_failure(

@@ -15,6 +15,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from analytics.models import Event
 from analytics.services.events import record_event
 from api.models import WebhookDelivery, WebhookEndpoint
 from api.services.webhooks import create_endpoint, deliver_endpoint
@@ -84,8 +85,15 @@ def test_native_webhooks_are_signed_and_in_order(
     endpoint.refresh_from_db()
     assert endpoint.last_event_id == max(WebhookDelivery.objects.values_list("event_id", flat=True))
     assert WebhookDelivery.objects.filter(is_success=True).count() == 2
-    assert deliver_webhooks() == 0  # nothing new: nothing re-sent
-    assert len(sink.requests) == 2
+    attempts = Event.objects.filter(type="webhook_delivered").order_by("id")
+    assert [(e.recipient, e.payload["status_code"]) for e in attempts] == [
+        ("a@r.test", 200),
+        ("b@r.test", 200),
+    ]
+    WebhookEndpoint.objects.update(next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+    with override_settings(MAILROOM_API_WEBHOOK_SETTLE_SECONDS=0):
+        assert deliver_endpoint(endpoint.id, now=timezone.now() + dt.timedelta(minutes=5)) == 0
+    assert len(sink.requests) == 2  # webhook_* events are recorded, never posted
 
 
 def test_failures_back_off_406_gives_up_and_persistent_failure_disables(
@@ -118,6 +126,11 @@ def test_failures_back_off_406_gives_up_and_persistent_failure_disables(
         (406, 2),
         (200, 1),
     ]
+    assert list(
+        Event.objects.filter(type__startswith="webhook_")
+        .order_by("id")
+        .values_list("type", flat=True)
+    ) == ["webhook_failed", "webhook_failed", "webhook_delivered"]
     # Persistent failure: after DISABLE_AFTER of failing, the endpoint is disabled with a reason.
     record_event(alice.organization_id, "delivered", recipient="three@r.test")
     sink.codes = [503] * 10
