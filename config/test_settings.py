@@ -23,6 +23,9 @@ if REDIS_URL.startswith("unix:"):
 else:
     TEST_REDIS_URL = re.sub(r"(/\d*)?$", f"/{_TEST_REDIS_DB}", REDIS_URL.split("?")[0], count=1)
 CACHES["default"]["LOCATION"] = TEST_REDIS_URL
+# A slow machine must not make cache invalidation fail silently (IGNORE_EXCEPTIONS is on).
+CACHES["default"]["OPTIONS"]["SOCKET_TIMEOUT"] = 5
+CACHES["default"]["OPTIONS"]["SOCKET_CONNECT_TIMEOUT"] = 5
 CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
 CELERY_BROKER_URL = TEST_REDIS_URL
 

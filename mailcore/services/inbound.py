@@ -219,6 +219,10 @@ def _reserve_quota(
     for index, one in enumerate(batch):
         size = len(one.raw)
         targets = tuple(t for t in one.item.targets if t.mailbox_id in locked)
+        if len(targets) < len(one.item.targets):
+            # Deleted since RCPT, or a stale cached answer: 451 and the client retries.
+            missing = sorted(t.mailbox_id for t in one.item.targets if t.mailbox_id not in locked)
+            log.warning("target mailboxes %s no longer exist", missing)
         refused = [
             locked[t.mailbox_id]
             for t in targets

@@ -56,7 +56,12 @@ def test_sigterm_finishes_data_in_flight_and_refuses_new_transactions(alice: Mai
         busy.sendall(raw[50:] + b".\r\n")
         reply = read_line(busy)
         log = ROOT / "tests" / "artifacts" / f"smtpd-{port}.log"
-        assert reply.startswith(b"250 2.0.0"), log.read_text(errors="replace")[-3000:]
+        from django.core.cache import cache
+
+        cached = {key: cache.get(key) for key in cache.keys("rcpt:*")}
+        assert reply.startswith(b"250 2.0.0"), (
+            f"alice={alice.id} cached={cached}\n" + log.read_text(errors="replace")[-3000:]
+        )
         assert process.wait(timeout=20) == 0
     finally:
         if process.poll() is None:
