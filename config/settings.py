@@ -320,6 +320,20 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
+# --- Retention (mailcore/services/retention.py; docs/operations.md "Retention") ----------------
+# Days to keep each kind of data; 0 keeps it forever. Events use MAILROOM_EVENT_RETENTION_DAYS.
+MAILROOM_TRASH_RETENTION_DAYS = env_int("MAILROOM_TRASH_RETENTION_DAYS", 30)  # since trashed
+MAILROOM_SPAM_RETENTION_DAYS = env_int("MAILROOM_SPAM_RETENTION_DAYS", 30)  # since in Junk
+MAILROOM_WEBHOOK_LOG_RETENTION_DAYS = env_int("MAILROOM_WEBHOOK_LOG_RETENTION_DAYS", 30)
+MAILROOM_OUTBOUND_RETENTION_DAYS = env_int("MAILROOM_OUTBOUND_RETENTION_DAYS", 30)  # finished
+MAILROOM_RETENTION_BATCH_SIZE = env_int("MAILROOM_RETENTION_BATCH_SIZE", 1000)  # rows per commit
+MAILROOM_RETENTION_MAX_SECONDS = env_int("MAILROOM_RETENTION_MAX_SECONDS", 600)  # per run
+MAILROOM_RETENTION_RUN_LOG_DAYS = env_int("MAILROOM_RETENTION_RUN_LOG_DAYS", 90)
+CELERY_BEAT_SCHEDULE["mailcore-retention"] = {
+    "task": "mailcore.tasks.apply_retention",
+    "schedule": float(env_int("MAILROOM_RETENTION_INTERVAL_SECONDS", 3600)),
+}
+
 # --- API (api/) ---------------------------------------------------------------------------------
 MAILROOM_API_KEY_RATE = env_int("MAILROOM_API_KEY_RATE", 2000)  # requests/s per key
 MAILROOM_API_TENANT_RATE = env_int("MAILROOM_API_TENANT_RATE", 5000)  # requests/s per tenant

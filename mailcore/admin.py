@@ -81,4 +81,5 @@ class MessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
 
 
-from mailcore import admin_outbound  # noqa: E402,F401  (outbound queue, suppressions, DKIM)
+# Outbound queue, suppressions, DKIM; retention run log and policy.
+from mailcore import admin_outbound, admin_retention  # noqa: E402,F401

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.core.cache import cache
 
+from mailcore.services import retention
 from mailcore.services.outbound import dispatch
 from mailcore.services.outbound.delivery import DispatchOptions, run_dispatcher
 
@@ -29,3 +30,9 @@ def outbound_tick() -> bool:
         dispatch_outbound.delay()
         return True
     return False
+
+
+@shared_task(name="mailcore.tasks.apply_retention", ignore_result=True)
+def apply_retention() -> int:
+    """Beat: purge what the retention policy says is too old; one run at a time."""
+    return sum(run.rows_removed for run in retention.run_retention())

@@ -96,4 +96,6 @@ def drop_expired_partitions(*, today: date | None = None, days: int | None = Non
 
 
 def maintain_partitions() -> dict[str, list[str]]:
-    return {"created": ensure_partitions(), "dropped": drop_expired_partitions()}
+    """Create partitions ahead; dropping expired ones is the retention run's job (it logs it,
+    see ``mailcore/services/retention.py``)."""
+    return {"created": ensure_partitions()}

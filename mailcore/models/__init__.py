@@ -8,6 +8,7 @@ from mailcore.models.outbound import (
     OutboundMessage,
     Suppression,
 )
+from mailcore.models.retention import RetentionRun
 from mailcore.models.tenancy import Alias, Domain, Mailbox, MailboxGrant, Organization, User
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "Message",
     "Organization",
     "OutboundMessage",
+    "RetentionRun",
     "Suppression",
     "Thread",
     "User",

@@ -6,7 +6,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from mailcore.models.tenancy import Mailbox, Organization
@@ -124,6 +125,9 @@ class Message(models.Model):
     envelope_recipient = models.CharField(max_length=254, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True, help_text="The Date header.")
     received_at = models.DateTimeField(default=timezone.now)
+    # When the message entered its current folder; NULL: it arrived there (at received_at).
+    # Retention of Trash and Junk counts from this moment.
+    moved_at = models.DateTimeField(null=True, blank=True)
     size = models.IntegerField()
     snippet = models.CharField(max_length=300, blank=True)
     has_attachments = models.BooleanField(default=False)
@@ -144,6 +148,10 @@ class Message(models.Model):
                 name="msg_mailbox_msgid",
             ),
             models.Index(fields=["thread", "received_at"], name="msg_thread_recv"),
+            # What retention scans: old messages of given (Trash, Junk) folders.
+            models.Index(
+                F("folder"), Coalesce("moved_at", "received_at"), name="msg_folder_entered"
+            ),
             GinIndex(fields=["search_vector"], name="msg_search"),
         ]
 

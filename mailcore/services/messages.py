@@ -17,9 +17,20 @@ from typing import Any
 from django.core import signing
 from django.db import transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from mailcore import access
-from mailcore.models import Blob, Folder, Label, Mailbox, MailboxGrant, Message, Thread, User
+from mailcore.models import (
+    Blob,
+    Folder,
+    Label,
+    Mailbox,
+    MailboxGrant,
+    Message,
+    OutboundMessage,
+    Thread,
+    User,
+)
 from mailcore.services.realtime import Push, push_on_commit
 
 UNDO_SALT = "mailcore.messages.undo"
@@ -140,8 +151,9 @@ def _move_rows(rows: list[dict[str, Any]]) -> dict[int, dict[str, int]]:
         deltas[row["folder_id"]][1] -= unread
         deltas[row["to_folder_id"]][0] += 1
         deltas[row["to_folder_id"]][1] += unread
+    now = timezone.now()
     for folder_id, ids in sorted(by_target.items()):
-        Message.objects.filter(id__in=ids).update(folder_id=folder_id)
+        Message.objects.filter(id__in=ids).update(folder_id=folder_id, moved_at=now)
     return _apply_folder_deltas(deltas)
 
 
@@ -235,18 +247,40 @@ def empty_folder(folder: Folder) -> int:
     return _delete(Q(folder_id=folder.id), {folder.mailbox_id})
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    messages: int = 0
+    blobs: int = 0
+    blob_bytes: int = 0  # raw bytes freed (blobs no longer referenced)
+
+
 def _delete(condition: Q, mailbox_ids: set[int]) -> int:
+    return purge_messages(condition, mailbox_ids).messages
+
+
+def purge_messages(condition: Q, mailbox_ids: set[int], *, skip_locked: bool = False) -> Purged:
+    """Delete the messages of ``mailbox_ids`` matching ``condition``, in one transaction.
+
+    Quota (``used_bytes``), folder and thread counts shrink; blobs nobody references any more
+    are deleted. With ``skip_locked`` (retention), mailboxes and messages locked by someone
+    else are left for a later call instead of waited for.
+    """
     with transaction.atomic():
-        list(Mailbox.objects.select_for_update().filter(id__in=mailbox_ids).order_by("id"))
+        locked = list(
+            Mailbox.objects.select_for_update(skip_locked=skip_locked)
+            .filter(id__in=mailbox_ids)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
         rows: list[dict[str, Any]] = [
             dict(row)
-            for row in Message.objects.select_for_update(of=("self",))
-            .filter(condition, mailbox_id__in=mailbox_ids)
+            for row in Message.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+            .filter(condition, mailbox_id__in=locked)
             .order_by("id")
             .values("id", "mailbox_id", "folder_id", "is_seen", "size", "blob_id", "thread_id")
         ]
         if not rows:
-            return 0
+            return Purged()
         deltas: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         freed: dict[int, int] = defaultdict(int)
         threads: dict[int, int] = defaultdict(int)
@@ -257,11 +291,7 @@ def _delete(condition: Q, mailbox_ids: set[int]) -> int:
             if row["thread_id"]:
                 threads[row["thread_id"]] += 1
         Message.objects.filter(id__in=[row["id"] for row in rows]).delete()
-        blob_ids = {row["blob_id"] for row in rows}
-        still_used = set(
-            Message.objects.filter(blob_id__in=blob_ids).values_list("blob_id", flat=True)
-        )
-        Blob.objects.filter(id__in=blob_ids - still_used).delete()
+        blobs = delete_unreferenced_blobs({row["blob_id"] for row in rows})
         for mailbox_id, size in sorted(freed.items()):
             Mailbox.objects.filter(id=mailbox_id).update(used_bytes=F("used_bytes") - size)
         for thread_id, count in sorted(threads.items()):
@@ -269,7 +299,22 @@ def _delete(condition: Q, mailbox_ids: set[int]) -> int:
         Thread.objects.filter(id__in=threads, message_count__lte=0).delete()
         counts = _apply_folder_deltas(deltas)
         _push(rows, counts, event="deleted")
-    return len(rows)
+    return Purged(len(rows), *blobs)
+
+
+def delete_unreferenced_blobs(blob_ids: set[int]) -> tuple[int, int]:
+    """Delete those of ``blob_ids`` no message (stored or outbound) uses; (count, bytes)."""
+    if not blob_ids:
+        return 0, 0
+    used = set(Message.objects.filter(blob_id__in=blob_ids).values_list("blob_id", flat=True))
+    used.update(
+        OutboundMessage.objects.filter(blob_id__in=blob_ids).values_list("blob_id", flat=True)
+    )
+    unused = Blob.objects.filter(id__in=blob_ids - used)
+    sizes = list(unused.values_list("size", flat=True))
+    if sizes:
+        unused.delete()
+    return len(sizes), sum(sizes)
 
 
 # --- Labels -------------------------------------------------------------------------------------
