@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format typecheck migrate bench bench-inbound bench-webmail \
-	bench-outbound bench-api bench-events clean
+	bench-outbound bench-api bench-events bench-spike clean
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -45,7 +45,7 @@ typecheck: install ## mypy on mailcore, analytics, config.
 migrate: install ## Apply database migrations.
 	$(EMBED) $(PY) manage.py migrate
 
-bench: bench-inbound bench-outbound bench-api bench-events bench-webmail ## Run all benchmarks.
+bench: bench-inbound bench-outbound bench-api bench-events bench-webmail bench-spike ## Run all benchmarks.
 
 bench-inbound: install ## Inbound SMTP throughput vs Postfix (bench/inbound.py).
 	$(EMBED) $(PY) bench/inbound.py $(BENCH_ARGS)
@@ -58,6 +58,9 @@ bench-api: install ## Send API throughput and latency over gunicorn (bench/api.p
 
 bench-events: install ## Event ingest, live lag and stats queries (bench/events.py).
 	$(EMBED) $(PY) bench/events.py $(BENCH_ARGS)
+
+bench-spike: install ## Steady load, then 10x for 60 s on API + SMTP (bench/spike.py; --quick).
+	$(EMBED) $(PY) bench/spike.py $(BENCH_ARGS)
 
 bench-webmail: install ## Webmail list/open/search latency on 1M messages (bench/webmail.py).
 	$(EMBED) $(PY) bench/webmail.py $(BENCH_ARGS)

@@ -20,22 +20,22 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    ROOT,
     bench_database_url,
     free_port,
     recreate_database,
     setup_django,
+    start_web,
+    stop_processes,
+    wait_for_http,
 )
 
 DOMAIN = "bench.test"
@@ -166,44 +166,20 @@ def main() -> None:
     mailbox = create_mailbox(f"sender@{DOMAIN}", "bench-password-123")
     key = create_api_key(organization_id=mailbox.organization_id).secret
     port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "DJANGO_SETTINGS_MODULE": "bench.api_settings",
-        "DEBUG": "0",
-        "LOG_LEVEL": "WARNING",
-        "CACHE_KEY_PREFIX": "mr-bench-api",
-        "CHANNELS_PREFIX": "mr-bench-api",
-        "MAILROOM_API_KEY_RATE": "1000000",
-        "MAILROOM_API_TENANT_RATE": "1000000",
-    }
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-k",
-            "uvicorn.workers.UvicornWorker" if args.server == "asgi" else "sync",
-            "config.asgi:application" if args.server == "asgi" else "config.wsgi:application",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-w",
-            str(args.workers),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=environment,
+    server = start_web(
+        url,
+        port,
+        workers=args.workers,
+        server=args.server,
+        settings_module="bench.api_settings",
+        CACHE_KEY_PREFIX="mr-bench-api",
+        CHANNELS_PREFIX="mr-bench-api",
+        MAILROOM_API_KEY_RATE="1000000",
+        MAILROOM_API_TENANT_RATE="1000000",
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(base + "/api/schema/", timeout=5).read()  # noqa: S310
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_for_http(base + "/api/schema/")
         results = []
         for label, path, content_type, body, auth in scenarios(key):
             run_wrk(
@@ -220,8 +196,7 @@ def main() -> None:
             result["stored"] = stored_rows(path) - before
             results.append((label, result))
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop_processes([server])
     print_results(results, args)
     check_rows(results)
     time_in_process(key, scenarios(key))

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, bench_database_url, free_port, recreate_database  # noqa: E402
+from bench.httpload import http_request  # noqa: E402
 
 DATABASE_NAME = "mailroom_bench_events"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -72,21 +73,9 @@ async def http_client(host: str, port: int, paths: list[str], stop_at: float, co
     while time.monotonic() < stop_at:
         path = paths[index % len(paths)]
         index += 1
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench/1\r\n\r\n".encode()
-        )
-        await writer.drain()
-        length = 0
-        status = await reader.readline()
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        if length:
-            await reader.readexactly(length)
-        if status.split()[1] in (b"200", b"302"):
+        headers = {"User-Agent": "bench/1"}
+        response = await http_request(reader, writer, "GET", path, headers=headers)
+        if response.status in (200, 302):
             counts[0] += 1
         else:
             counts[1] += 1

@@ -41,6 +41,7 @@ class LoadResult:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    codes: dict[int, int] = field(default_factory=dict)  # final reply code -> messages
 
     def summary(self) -> str:
         return (
@@ -85,6 +86,7 @@ async def _reply(reader: asyncio.StreamReader, timeout: float) -> tuple[int, byt
 
 
 def _count(result: LoadResult, code: int) -> None:
+    result.codes[code] = result.codes.get(code, 0) + 1
     if code < 300:
         result.ok += 1
     elif code < 500:
@@ -100,7 +102,8 @@ async def _send_one(
     pipelining: bool,
     result: LoadResult,
     timeout: float,
-) -> None:
+) -> int:
+    """One transaction on an open session; counts it and returns the reply code that decided it."""
     sender, rcpts, body = message
     cmds = [f"MAIL FROM:<{sender}>\r\n".encode()]
     cmds += [f"RCPT TO:<{r}>\r\n".encode() for r in rcpts] + [b"DATA\r\n"]
@@ -122,17 +125,28 @@ async def _send_one(
         code, _ = await _reply(reader, timeout)
         result.latencies_ms.append((time.perf_counter() - started) * 1000)
         _count(result, code)
-        if code == 421:
-            raise SmtpError("421 after DATA")
-        return
+        return code
     failed = [c for c in codes if c >= 400]
     if not failed:
         raise SmtpError(f"unexpected reply to DATA: {codes[-1]}")
     _count(result, failed[0])
     if 421 in failed:
-        raise SmtpError("421: server closing connection")
+        return 421
     writer.write(b"RSET\r\n")
     await _reply(reader, timeout)
+    return failed[0]
+
+
+async def _ehlo(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, helo: str, timeout: float
+) -> tuple[int, bool]:
+    """Greeting and EHLO: (the code that ended them, whether PIPELINING is offered)."""
+    code, _ = await _reply(reader, timeout)
+    if code != 220:
+        return code, False
+    writer.write(b"EHLO " + helo.encode() + b"\r\n")
+    code, text = await _reply(reader, timeout)
+    return code, b"\nPIPELINING" in b"\n" + text.upper()
 
 
 async def _session(
@@ -153,18 +167,16 @@ async def _session(
         try:
             reader, conn = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
             writer = conn
-            code, _ = await _reply(reader, timeout)
-            if code != 220:
-                raise SmtpError(f"greeting {code}")
-            conn.write(b"EHLO " + helo.encode() + b"\r\n")
-            code, text = await _reply(reader, timeout)
+            code, pipelining = await _ehlo(reader, conn, helo, timeout)
             if code != 250:
-                raise SmtpError(f"EHLO {code}")
-            pipelining = b"\nPIPELINING" in b"\n" + text.upper()
+                raise SmtpError(f"greeting or EHLO {code}")
             failures, done = 0, 0
             while index is not None and (per_session is None or done < per_session):
                 in_flight = True
-                await _send_one(reader, conn, make_message(index), pipelining, result, timeout)
+                message = make_message(index)
+                code = await _send_one(reader, conn, message, pipelining, result, timeout)
+                if code == 421:
+                    raise SmtpError("421: server closing connection")
                 in_flight = False
                 done += 1
                 index = claim()
@@ -218,6 +230,39 @@ async def run_load(
     result.p50_ms, result.p95_ms, result.p99_ms = (percentile(lat, p) for p in (50, 95, 99))
     result.max_ms = lat[-1] if lat else 0.0
     return result
+
+
+async def send_message(
+    host: str,
+    port: int,
+    message: tuple[str, list[str], bytes],
+    result: LoadResult,
+    *,
+    timeout: float = 60.0,
+    helo: str = "smtpload.localhost",
+) -> int:
+    """Send one message on a connection of its own, as one of many independent MTAs would.
+
+    Returns the reply code that decided it (a refusal at the greeting or EHLO counts as that
+    code) and counts it into result. Connection failures raise OSError, TimeoutError,
+    SmtpError or asyncio.IncompleteReadError.
+    """
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        code, pipelining = await _ehlo(reader, writer, helo, timeout)
+        if code != 250:
+            _count(result, code)
+            return code
+        code = await _send_one(reader, writer, message, pipelining, result, timeout)
+        if code != 421:
+            writer.write(b"QUIT\r\n")
+            with contextlib.suppress(OSError, TimeoutError, SmtpError, asyncio.IncompleteReadError):
+                await _reply(reader, timeout)
+        return code
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            await writer.wait_closed()
 
 
 def text_message_factory(
