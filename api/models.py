@@ -102,3 +102,39 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} #{self.event_id} -> {self.status_code}"
+
+
+class IdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` of one organization on a send endpoint (IETF
+    draft-ietf-httpapi-idempotency-key-header): the fingerprint of the first request and,
+    once it finished, its response. ``locked_until`` is the lease of the request that is
+    running it; a lease that lapsed (the process died) may be taken over by a retry."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the canonical request.")
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    locked_until = models.DateTimeField()
+    response_status = models.IntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "key"], name="uniq_api_idempotency_key"
+            ),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="api_idempotency_expiry")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

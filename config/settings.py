@@ -268,13 +268,6 @@ MAILROOM_INGEST_BATCH_SIZE = env_int("MAILROOM_INGEST_BATCH_SIZE", 64)
 MAILROOM_RECIPIENT_CACHE_SECONDS = env_int("MAILROOM_RECIPIENT_CACHE_SECONDS", 30)
 MAILROOM_WEB_URL = env_str("MAILROOM_WEB_URL", "http://127.0.0.1:8000")
 
-# --- Fault injection (tests/resilience; docs/operations.md "Fault tests") ----------------------
-# Inert unless set: the receiver pauses MAILROOM_FAULT_DELAY seconds at the named point
-# (mid_data, before_commit, after_commit, after_reply) so a test can kill -9 it there.
-# Never honoured when MAILROOM_ENV=production.
-MAILROOM_FAULT_POINT = env_str("MAILROOM_FAULT_POINT", "")
-MAILROOM_FAULT_DELAY = env_int("MAILROOM_FAULT_DELAY", 5)
-
 # --- Outbound delivery (mailcore/services/outbound) ---------------------------------------------
 # host:port that receives all outbound mail (a smarthost); empty means MX lookup.
 MAILROOM_RELAY_HOST = env_str("MAILROOM_RELAY_HOST", "")
@@ -356,4 +349,14 @@ MAILROOM_API_WEBHOOK_DISABLE_AFTER = env_int("MAILROOM_API_WEBHOOK_DISABLE_AFTER
 CELERY_BEAT_SCHEDULE["api-deliver-webhooks"] = {
     "task": "api.tasks.deliver_webhooks",
     "schedule": 5.0,
+}
+
+# --- API idempotency keys (api/services/idempotency.py) -----------------------------------------
+# A key is remembered this long after its first request; then it may be reused for a new one.
+MAILROOM_API_IDEMPOTENCY_TTL_SECONDS = env_int("MAILROOM_API_IDEMPOTENCY_TTL_SECONDS", 24 * 3600)
+# A request running a key holds it this long; a retry after that takes over (the process died).
+MAILROOM_API_IDEMPOTENCY_LEASE_SECONDS = env_int("MAILROOM_API_IDEMPOTENCY_LEASE_SECONDS", 60)
+CELERY_BEAT_SCHEDULE["api-purge-idempotency-keys"] = {
+    "task": "api.tasks.purge_idempotency_keys",
+    "schedule": 3600.0,
 }

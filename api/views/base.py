@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponseBase
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.authentication import ApiKeyAuthentication
 from api.errors import ApiError
 from api.models import ApiKey
 from api.permissions import HasScope
+from api.services import idempotency
 from api.services.ratelimit import outbound_backlog_exceeded
 from api.throttling import TokenBucketThrottle
 
@@ -25,6 +28,8 @@ class ApiView(APIView):
     renderer_classes = [JSONRenderer]
     required_scope: str | dict[str, str] | None = None
     is_send_endpoint = False
+    # Set by :meth:`run_idempotent` for the send it runs: the outbox's key for the message.
+    outbound_idempotency_key = ""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         try:
@@ -44,6 +49,43 @@ class ApiView(APIView):
                 code="backlog_full",
                 retry_after=settings.MAILROOM_API_BACKLOG_RETRY_AFTER,
             )
+
+    def run_idempotent(self, request: Request, send: Callable[[], Response]) -> Response:
+        """Run ``send`` under the request's ``Idempotency-Key`` (see
+        :mod:`api.services.idempotency`): a repeat gets the stored response, a reuse with
+        another request 422, a repeat while the first still runs 409. Without the header,
+        ``send`` simply runs."""
+        header = request.headers.get("Idempotency-Key")
+        if header is None:
+            return send()
+        try:
+            key = idempotency.parse_key(header)
+            outcome = idempotency.claim_idempotency_key(
+                organization_id=self.organization_id,
+                key=key,
+                fingerprint=idempotency.request_fingerprint(
+                    request.method or "POST", request.path, request.data
+                ),
+                method=request.method or "POST",
+                path=request.path,
+            )
+        except idempotency.IdempotencyError as exc:
+            raise ApiError(str(exc), status_code=exc.status, code=exc.code) from exc
+        if isinstance(outcome, idempotency.Replay):
+            return Response(
+                outcome.body, status=outcome.status, headers={"Idempotent-Replayed": "true"}
+            )
+        self.outbound_idempotency_key = outcome.outbound_key
+        try:
+            response = send()
+        except BaseException:
+            idempotency.abandon_idempotency_key(outcome, self.organization_id)
+            raise
+        if 200 <= response.status_code < 300:
+            idempotency.complete_idempotency_key(outcome, response.status_code, response.data)
+        else:
+            idempotency.abandon_idempotency_key(outcome, self.organization_id)
+        return response
 
     @property
     def api_key(self) -> ApiKey:

@@ -59,6 +59,9 @@ class MessagesView(MailgunView):
 
     @extend_schema(request={"multipart/form-data": dict}, responses={200: dict})
     def post(self, request: Request, domain: str) -> Response:
+        return self.run_idempotent(request, lambda: self.send(request, domain))
+
+    def send(self, request: Request, domain: str) -> Response:
         found = self.domain(domain)
         data = request.data
         get_list = data.getlist if hasattr(data, "getlist") else lambda k: _as_list(data.get(k))
@@ -143,14 +146,15 @@ class MessagesView(MailgunView):
             track_clicks=_tristate(
                 _first(get_list("o:tracking-clicks")) or None, "o:tracking-clicks"
             ),
-            idempotency_key=self.request.headers.get("Idempotency-Key", "").strip(),
+            idempotency_key=self.outbound_idempotency_key,
             is_test_mode=_tristate(_first(get_list("o:testmode")) or None, "o:testmode") or False,
         )
 
 
 class MimeMessagesView(MessagesView):
-    @extend_schema(request={"multipart/form-data": dict}, responses={200: dict})
-    def post(self, request: Request, domain: str) -> Response:
+    """Inherits ``post`` (the Idempotency-Key wrapper); only the send differs."""
+
+    def send(self, request: Request, domain: str) -> Response:
         found = self.domain(domain)
         data = request.data
         get_list = data.getlist if hasattr(data, "getlist") else lambda k: _as_list(data.get(k))

@@ -28,14 +28,14 @@ Q_CURSOR = OpenApiParameter("cursor", str, description="Opaque cursor of the nex
 Q_LIMIT = OpenApiParameter("limit", int)
 
 
-def _options(data: dict[str, Any], request: Request) -> SendOptions:
+def _options(data: dict[str, Any], idempotency_key: str) -> SendOptions:
     return SendOptions(
         tags=data["tags"],
         metadata=data["metadata"],
         send_at=data["send_at"],
         track_opens=data["track_opens"],
         track_clicks=data["track_clicks"],
-        idempotency_key=request.headers.get("Idempotency-Key", "").strip(),
+        idempotency_key=idempotency_key,
     )
 
 
@@ -86,6 +86,9 @@ class MessagesView(ApiView):
 
     @extend_schema(request=s.SendIn, responses={202: s.SendOut}, operation_id="send_message")
     def post(self, request: Request) -> Response:
+        return self.run_idempotent(request, lambda: self.send(request))
+
+    def send(self, request: Request) -> Response:
         serializer = s.SendIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -101,7 +104,8 @@ class MessagesView(ApiView):
             attachments=[Attachment(**a) for a in data["attachments"]],
         )
         try:
-            return _sent(send_draft(self.api_key, draft, _options(data, request)))
+            options = _options(data, self.outbound_idempotency_key)
+            return _sent(send_draft(self.api_key, draft, options))
         except SendError as exc:
             raise _send_error(exc) from exc
 
@@ -125,6 +129,9 @@ class RawMessageView(ApiView):
 
     @extend_schema(request=s.SendRawIn, responses={202: s.SendOut}, operation_id="send_raw")
     def post(self, request: Request) -> Response:
+        return self.run_idempotent(request, lambda: self.send(request))
+
+    def send(self, request: Request) -> Response:
         serializer = s.SendRawIn(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -135,7 +142,7 @@ class RawMessageView(ApiView):
                 sender=sender,
                 recipients=[a for a in split_addresses(data["to"])],
                 raw=data["mime"],
-                options=_options(data, request),
+                options=_options(data, self.outbound_idempotency_key),
             )
         except SendError as exc:
             raise _send_error(exc) from exc
