@@ -268,6 +268,13 @@ MAILROOM_INGEST_BATCH_SIZE = env_int("MAILROOM_INGEST_BATCH_SIZE", 64)
 MAILROOM_RECIPIENT_CACHE_SECONDS = env_int("MAILROOM_RECIPIENT_CACHE_SECONDS", 30)
 MAILROOM_WEB_URL = env_str("MAILROOM_WEB_URL", "http://127.0.0.1:8000")
 
+# --- Fault injection (tests/resilience; docs/operations.md "Fault tests") ----------------------
+# Inert unless set: the receiver pauses MAILROOM_FAULT_DELAY seconds at the named point
+# (mid_data, before_commit, after_commit, after_reply) so a test can kill -9 it there.
+# Never honoured when MAILROOM_ENV=production.
+MAILROOM_FAULT_POINT = env_str("MAILROOM_FAULT_POINT", "")
+MAILROOM_FAULT_DELAY = env_int("MAILROOM_FAULT_DELAY", 5)
+
 # --- Outbound delivery (mailcore/services/outbound) ---------------------------------------------
 # host:port that receives all outbound mail (a smarthost); empty means MX lookup.
 MAILROOM_RELAY_HOST = env_str("MAILROOM_RELAY_HOST", "")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -69,20 +69,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_receiver_process(port: int) -> subprocess.Popen[bytes]:
-    """``manage.py smtpd`` as a child process on the test database; returns once it greets."""
+def receiver_log(port: int) -> Path:
+    """Where :func:`start_receiver_process` writes the child's output (kept after a failure)."""
+    return ROOT / "tests" / "artifacts" / f"smtpd-{port}.log"
+
+
+def start_receiver_process(
+    port: int, *, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """``manage.py smtpd`` as a child process on the test database (unless ``env`` names
+    another); ``args`` are more smtpd options. Returns once it greets."""
     from tests.factories import child_database_url
 
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
         "DATABASE_URL": child_database_url(),
+        **(env or {}),
     }
-    log = ROOT / "tests" / "artifacts" / f"smtpd-{port}.log"
+    log = receiver_log(port)
     log.parent.mkdir(exist_ok=True)
     with log.open("wb") as output:  # kept for reading when a test fails
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "smtpd", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "manage.py",
+                "smtpd",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *args,
+            ],
             cwd=ROOT,
             env=env,
             stdout=output,

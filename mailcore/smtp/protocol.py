@@ -10,6 +10,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
+from mailcore.smtp import faults
 from mailcore.smtp.data import DataReader
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class MailroomSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         reader = DataReader(self.data_size_limit or 2**31)
         deadline = time.monotonic() + self.data_timeout
+        is_first_chunk = True
         while True:
             remaining = deadline - time.monotonic()
             try:
@@ -155,6 +157,9 @@ class MailroomSMTP(SMTP):
                 return
             self._reset_timeout()
             result = reader.feed(chunk)
+            if is_first_chunk:
+                is_first_chunk = False
+                await faults.pause_async("mid_data")
             if result is not None:
                 break
         if result.remainder:
@@ -173,6 +178,7 @@ class MailroomSMTP(SMTP):
         status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         self._set_post_data_state()
         await self.push(status)
+        await faults.pause_async("after_reply")
 
 
 class SubmissionSMTP(MailroomSMTP):

@@ -17,6 +17,7 @@ from django.db import close_old_connections
 
 from mailcore.services.inbound import InboundItem, InboundOutcome, Status, deliver_inbound
 from mailcore.services.realtime import send_pushes
+from mailcore.smtp import faults
 from mailcore.smtp.threads import shutdown_with_connections
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,10 @@ StoreFunction = Callable[[Sequence[InboundItem]], list[InboundOutcome]]
 
 def _store_on_thread(items: Sequence[InboundItem]) -> list[InboundOutcome]:
     close_old_connections()  # drops connections that broke (database restart) or aged out
-    return deliver_inbound(items, push=False)
+    faults.pause("before_commit")
+    outcomes = deliver_inbound(items, push=False)
+    faults.pause("after_commit")
+    return outcomes
 
 
 class IngestQueue:

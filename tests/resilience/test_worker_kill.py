@@ -11,38 +11,25 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from mailcore.models import Delivery, Mailbox
 from mailcore.services.outbound import submit_outbound
-from tests.factories import make_email
+from tests.factories import child_database_url, make_email
 from tests.mailcore.outbound_peer import Peer, PeerHandler
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 CONNECTIONS = 4
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.resilience]
-
-
-def _database_url() -> str:
-    settings_dict = connection.settings_dict
-    user = quote(settings_dict["USER"] or "", safe="")
-    if settings_dict.get("PASSWORD"):
-        user += ":" + quote(settings_dict["PASSWORD"], safe="")
-    host = quote(settings_dict["HOST"] or "", safe="")
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgresql://{user}@{host}{port}/{settings_dict['NAME']}"
 
 
 def start_worker(peer_port: int, *extra: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.test_settings",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": child_database_url(),
         "MAILROOM_RELAY_HOST": f"127.0.0.1:{peer_port}",
         "MAILROOM_OUTBOUND_LEASE_SECONDS": "2",
         "MAILROOM_OUTBOUND_TICK_SECONDS": "1",
