@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from analytics.models import DomainReputation, Event
+from analytics.models import DomainReputation, DomainTracking, Event
 
 
 @admin.register(Event)
@@ -52,3 +52,16 @@ class DomainReputationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):  # type: ignore[no-untyped-def]
         return False
+
+
+class DomainTrackingInline(admin.StackedInline):
+    """Shown on the domain's admin page (mailcore/admin.py): a domain has one row or none
+    (none = every kind off)."""
+
+    model = DomainTracking
+    fields = ["track_opens", "track_clicks", "track_unsubscribes", "updated_at"]
+    readonly_fields = ["updated_at"]
+    can_delete = False
+    max_num = 1
+    min_num = 0
+    extra = 1

@@ -145,3 +145,30 @@ class DomainReputation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain_name} ({self.status})"
+
+
+class DomainTracking(models.Model):
+    """Open, click and unsubscribe tracking of one sending domain: what applies to a message
+    that does not say (its ``track_opens``/``track_clicks`` of None). Off unless set, as on
+    Mailgun; a domain without a row has everything off.
+    """
+
+    domain = models.OneToOneField(
+        "mailcore.Domain", on_delete=models.CASCADE, primary_key=True, related_name="tracking"
+    )
+    track_opens = models.BooleanField(default=False, help_text="Add the open pixel.")
+    track_clicks = models.BooleanField(
+        default=False, help_text="Rewrite HTML links through the click redirect."
+    )
+    track_unsubscribes = models.BooleanField(
+        default=False,
+        help_text="Add RFC 8058 List-Unsubscribe headers (one-click unsubscribe).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "tracking settings"
+        verbose_name_plural = "tracking settings"
+
+    def __str__(self) -> str:
+        return f"tracking of domain {self.domain_id}"

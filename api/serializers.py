@@ -89,6 +89,32 @@ class SendOut(serializers.Serializer):
     status = serializers.CharField()
 
 
+class TrackingIn(serializers.Serializer):
+    open = serializers.BooleanField(required=False)
+    click = serializers.BooleanField(required=False)
+    unsubscribe = serializers.BooleanField(required=False)
+
+    def to_internal_value(self, data):  # type: ignore[no-untyped-def]
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: ["Unknown tracking kind: use open, click or unsubscribe."]
+                    for name in unknown
+                }
+            )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):  # type: ignore[no-untyped-def]
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of open, click, unsubscribe.")
+        return attrs
+
+
+class DomainUpdateIn(serializers.Serializer):
+    tracking = TrackingIn()
+
+
 class SuppressionIn(serializers.Serializer):
     domain = serializers.CharField(max_length=253)
     address = serializers.EmailField(max_length=254)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import hooks, mailboxes, mailgun, native
+from api.views import hooks, mailboxes, mailgun, native, tracking
 
 app_name = "api"
 
@@ -77,6 +77,16 @@ urlpatterns = [
     path("v3/<str:domain>/messages.mime", mailgun.MimeMessagesView.as_view(), name="mg-mime"),
     path("v3/<str:domain>/events", mailgun.EventsView.as_view(), name="mg-events"),
     path("v3/<str:domain>/stats/total", mailgun.StatsTotalView.as_view(), name="mg-stats"),
+    path(
+        "v3/domains/<str:domain>/tracking",
+        tracking.DomainTrackingView.as_view(),
+        name="mg-tracking",
+    ),
+    path(
+        "v3/domains/<str:domain>/tracking/<str:kind>",
+        tracking.DomainTrackingKindView.as_view(),
+        name="mg-tracking-kind",
+    ),
     *_suppression_routes("bounce", "bounces"),
     *_suppression_routes("unsubscribe", "unsubscribes"),
     *_suppression_routes("complaint", "complaints"),

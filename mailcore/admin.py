@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
+from analytics.admin import DomainTrackingInline
 from mailcore.models import (
     Alias,
     Domain,
@@ -31,6 +32,7 @@ class DomainAdmin(admin.ModelAdmin):
     list_display = ["name", "organization", "is_active", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["name"]
+    inlines = [DomainTrackingInline]
 
 
 class GrantInline(admin.TabularInline):

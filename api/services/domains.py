@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 
+from analytics.services.domain_tracking import tracking_of
 from analytics.services.guardrails import is_sending_paused
 from mailcore.models import DkimKey, Domain
 from mailcore.services.outbound import dkim
@@ -44,6 +45,8 @@ def describe_domain(domain: Domain) -> dict[str, Any]:
         "state": "ready" if has_active and domain.is_active else "unverified",
         # The reputation guardrail paused sending: mail is accepted and waits for an operator.
         "sending_paused": is_sending_paused(domain.name),
+        # What applies to messages that do not choose (their own setting wins).
+        "tracking": tracking_of(domain).as_dict(),
         "dkim_selector": next((key.selector for key in keys if key.is_active), ""),
         "dns_records": records,
         "created_at": domain.created_at.isoformat(),

@@ -138,14 +138,17 @@ class MessagesView(MailgunView):
         tags = [str(t) for t in get_list("o:tag")]
         if len(tags) > 10:
             raise _bad("Too many tags (max 10)")
+        # o:tracking sets both; o:tracking-opens/-clicks win over it; none of them: the
+        # domain's tracking settings apply (None).
+        both = _tristate(_first(get_list("o:tracking")) or None, "o:tracking")
+        opens = _tristate(_first(get_list("o:tracking-opens")) or None, "o:tracking-opens")
+        clicks = _tristate(_first(get_list("o:tracking-clicks")) or None, "o:tracking-clicks")
         return SendOptions(
             tags=tags,
             metadata=metadata,
             send_at=send_at,
-            track_opens=_tristate(_first(get_list("o:tracking-opens")) or None, "o:tracking-opens"),
-            track_clicks=_tristate(
-                _first(get_list("o:tracking-clicks")) or None, "o:tracking-clicks"
-            ),
+            track_opens=both if opens is None else opens,
+            track_clicks=both if clicks is None else clicks,
             idempotency_key=self.outbound_idempotency_key,
             is_test_mode=_tristate(_first(get_list("o:testmode")) or None, "o:testmode") or False,
         )

@@ -12,6 +12,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from analytics.services.domain_tracking import set_domain_tracking
 from api import serializers as s
 from api.compose import Attachment, Draft, split_addresses
 from api.errors import ApiError
@@ -171,7 +172,11 @@ class DomainsView(ApiView):
 
     @extend_schema(responses={200: dict})
     def get(self, request: Request) -> Response:
-        domains = Domain.objects.filter(organization_id=self.organization_id).order_by("name")
+        domains = (
+            Domain.objects.filter(organization_id=self.organization_id)
+            .select_related("tracking")
+            .order_by("name")
+        )
         return Response({"items": [describe_domain(d) for d in domains]})
 
 
@@ -181,6 +186,14 @@ class DomainDetailView(ApiView):
     @extend_schema(responses={200: dict})
     def get(self, request: Request, name: str) -> Response:
         domain = access.get_domain_for_organization(self.organization_id, name)
+        return Response(describe_domain(domain))
+
+    @extend_schema(request=s.DomainUpdateIn, responses={200: dict})
+    def patch(self, request: Request, name: str) -> Response:
+        domain = access.get_domain_for_organization(self.organization_id, name)
+        serializer = s.DomainUpdateIn(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        set_domain_tracking(domain, serializer.validated_data["tracking"])
         return Response(describe_domain(domain))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from analytics.models import Event
+from analytics.models import DomainTracking, Event
 from api.models import WebhookEndpoint
 from api.services.webhooks import create_endpoint
 from mailcore.models import Mailbox, Message, OutboundMessage, Suppression
@@ -53,6 +53,7 @@ ENDPOINTS = [
     ),  # noqa: E501
     ("get", "/api/v1/domains/", None, "domains", 200),
     ("get", "/api/v1/domains/example.test/", None, "domains", 200),
+    ("patch", "/api/v1/domains/example.test/", {"tracking": {"click": True}}, "domains", 200),
     ("get", "/api/v1/suppressions/?domain=example.test", None, "suppressions", 200),
     (
         "post",
@@ -99,6 +100,8 @@ ENDPOINTS = [
     ("delete", "/v3/example.test/bounces/gone@remote.test", None, "suppressions", 200),
     ("get", "/v3/example.test/unsubscribes", None, "suppressions", 200),
     ("get", "/v3/example.test/complaints", None, "suppressions", 200),
+    ("get", "/v3/domains/example.test/tracking", None, "domains", 200),
+    ("put", "/v3/domains/example.test/tracking/open", {"active": "yes"}, "domains", 200),
 ]
 IDS = [f"{m} {p}" for m, p, *_ in ENDPOINTS]
 # Endpoints with no object in the path: another tenant gets its own (empty) view, not a 404.
@@ -129,6 +132,7 @@ def snapshot() -> tuple[int, ...]:
         Message.objects.filter(is_seen=True).count(),
         Message.objects.count(),
         Event.objects.count(),
+        DomainTracking.objects.count(),
     )
 
 

@@ -36,7 +36,14 @@ def test_lists_and_edits_domains_mailboxes_and_aliases(operator: Client, alice: 
     assert b"alice@example.test" in operator.get("/admin/mailcore/mailbox/").content
     response = operator.post(
         f"/admin/mailcore/domain/{domain.id}/change/",
-        {"organization": domain.organization_id, "name": "example.test", "is_active": ""},
+        {
+            "organization": domain.organization_id,
+            "name": "example.test",
+            "is_active": "",
+            # The tracking-settings inline (analytics), left empty.
+            "tracking-TOTAL_FORMS": "0",
+            "tracking-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 302
     assert Domain.objects.get(id=domain.id).is_active is False

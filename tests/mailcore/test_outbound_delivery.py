@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
 from analytics.models import Event
+from analytics.services.domain_tracking import set_domain_tracking
 from mailcore.models import Delivery, DeliveryAttempt, Mailbox, OutboundMessage, Suppression
 from mailcore.services.outbound import dkim, submit_outbound, verp
 from mailcore.services.outbound.delivery import DispatchOptions, DispatchStats, run_dispatcher
@@ -405,6 +406,7 @@ def test_tracked_messages_get_per_recipient_links_pixel_and_unsubscribe(
     settings,  # type: ignore[no-untyped-def]
 ) -> None:
     settings.MAILROOM_TRACKING_BASE_URL = "https://t.example.test"
+    set_domain_tracking(alice.domain, {"unsubscribe": True})  # List-Unsubscribe: a domain setting
     key = dkim.create_key(alice.domain, "s1")
     html = (
         b"From: alice@example.test\r\nTo: dana@remote.test\r\nSubject: News\r\n"

@@ -52,9 +52,12 @@ class ClaimedMessage:
     size: int
     tags: list[str]
     raw: bytes | None  # None for large messages: load with load_raw()
-    is_tracked: bool = False  # opens or clicks tracked: one body (and transaction) per recipient
+    # Effective tracking (the message's choice, else its domain's settings). Any of them on:
+    # one body (and transaction) per recipient, with links signed for that delivery.
+    is_tracked: bool = False
     track_opens: bool = False
     track_clicks: bool = False
+    track_unsubscribes: bool = False
 
 
 @dataclass(slots=True)
@@ -200,22 +203,32 @@ def _mark_suppressed(cursor, rows: list[tuple], now: datetime) -> None:  # type:
     )
 
 
+# The message's tracking choice wins; NULL there means its domain's setting (analytics app's
+# DomainTracking, absent = off). Resolved in the same query that loads the messages.
+_MESSAGES_SQL = """
+SELECT m.id, m.organization_id, m.domain_id, dom.name, m.mail_from, m.message_id, m.size, m.tags,
+       CASE WHEN m.size <= %s THEN b.data END,
+       COALESCE(m.track_opens, t.track_opens, FALSE),
+       COALESCE(m.track_clicks, t.track_clicks, FALSE),
+       COALESCE(t.track_unsubscribes, FALSE)
+FROM mailcore_outboundmessage m
+JOIN mailcore_blob b ON b.id = m.blob_id
+JOIN mailcore_domain dom ON dom.id = m.domain_id
+LEFT JOIN analytics_domaintracking t ON t.domain_id = m.domain_id
+WHERE m.id = ANY(%s)
+"""
+
+
 def _load_messages(cursor, ids: set[int]) -> dict[int, ClaimedMessage]:  # type: ignore[no-untyped-def]
-    cursor.execute(
-        "SELECT m.id, m.organization_id, m.domain_id, dom.name, m.mail_from, m.message_id,"
-        " m.size, m.tags, CASE WHEN m.size <= %s THEN b.data END,"
-        " COALESCE(m.track_opens, FALSE), COALESCE(m.track_clicks, FALSE)"
-        " FROM mailcore_outboundmessage m JOIN mailcore_blob b ON b.id = m.blob_id"
-        " JOIN mailcore_domain dom ON dom.id = m.domain_id WHERE m.id = ANY(%s)",
-        [LARGE_MESSAGE_BYTES, list(ids)],
-    )
+    cursor.execute(_MESSAGES_SQL, [LARGE_MESSAGE_BYTES, list(ids)])
     return {
         row[0]: ClaimedMessage(
             *row[:8],
             bytes(row[8]) if row[8] is not None else None,
-            is_tracked=row[9] or row[10],
+            is_tracked=row[9] or row[10] or row[11],
             track_opens=row[9],
             track_clicks=row[10],
+            track_unsubscribes=row[11],
         )
         for row in cursor.fetchall()
     }

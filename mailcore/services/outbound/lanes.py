@@ -237,7 +237,8 @@ class Lane:
         raw = message.raw
         if message.is_tracked:
             # Per recipient (the job holds one delivery): tracked links, the open pixel and
-            # RFC 8058 List-Unsubscribe, all signed, added before the DKIM signature.
+            # RFC 8058 List-Unsubscribe, as far as each is on, all signed, added before the
+            # DKIM signature.
             raw = instrument_message(
                 raw,
                 organization_id=message.organization_id,
@@ -245,6 +246,7 @@ class Lane:
                 message_id=message.id,
                 track_opens=message.track_opens,
                 track_clicks=message.track_clicks,
+                add_unsubscribe=message.track_unsubscribes,
             )
         key = self.dispatcher.keys.get(message.domain_name)
         if key is None:
