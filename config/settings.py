@@ -6,6 +6,7 @@ Production (``MAILROOM_ENV=production``) refuses to start without a real ``SECRE
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -77,6 +78,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
+    "config.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -280,6 +283,9 @@ MAILROOM_FAULT_DELAY = env_int("MAILROOM_FAULT_DELAY", 5)
 MAILROOM_RELAY_HOST = env_str("MAILROOM_RELAY_HOST", "")
 MAILROOM_RELAY_MAX_CONNECTIONS = env_int("MAILROOM_RELAY_MAX_CONNECTIONS", 50)
 MAILROOM_MAX_RETRY_AGE = env_int("MAILROOM_MAX_RETRY_AGE", 3 * 24 * 3600)
+# Submissions from concurrent threads of one process share a transaction and its commit
+# (mailcore.services.groupcommit); a lone caller still commits at once.
+MAILROOM_SUBMIT_GROUP_COMMIT = env_bool("MAILROOM_SUBMIT_GROUP_COMMIT", True)
 MAILROOM_RETRY_BASE_SECONDS = env_int("MAILROOM_RETRY_BASE_SECONDS", 60)
 MAILROOM_RETRY_MAX_SECONDS = env_int("MAILROOM_RETRY_MAX_SECONDS", 3600)
 MAILROOM_OUTBOUND_CONNECTIONS = env_int("MAILROOM_OUTBOUND_CONNECTIONS", 20)  # per dispatcher
@@ -367,3 +373,27 @@ CELERY_BEAT_SCHEDULE["api-purge-idempotency-keys"] = {
     "task": "api.tasks.purge_idempotency_keys",
     "schedule": 3600.0,
 }
+
+# --- Observability (config/metrics.py, config/logs.py; docs/operations.md "Metrics", "Logs") ---
+# text for people, json (one object per line, with request_id/queue_id/message_id) for machines.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if MAILROOM_ENV == "production" else "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
+LOGGING["filters"] = {
+    "context": {"()": "config.logs.ContextFilter"},
+    "count_redis_errors": {"()": "config.logs.CountRedisErrors"},
+}
+LOGGING["loggers"]["django_redis.cache"] = {"filters": ["count_redis_errors"]}
+LOGGING["formatters"]["json"] = {"()": "config.logs.JsonFormatter"}
+LOGGING["handlers"]["console"].update(
+    filters=["context"], formatter="json" if LOG_FORMAT == "json" else "plain"
+)
+# /metrics answers requests from these networks (not through a proxy), or with this token
+# (``Authorization: Bearer ...``) from anywhere.
+MAILROOM_METRICS_TOKEN = env_secret("MAILROOM_METRICS_TOKEN", "")
+MAILROOM_METRICS_ALLOWED_CIDRS = env_list("MAILROOM_METRICS_ALLOWED_CIDRS", "127.0.0.0/8,::1/128")
+for _cidr in MAILROOM_METRICS_ALLOWED_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"MAILROOM_METRICS_ALLOWED_CIDRS: {exc}") from exc

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
+import tempfile
 
 from config.settings import *  # noqa: F403
 from config.settings import CACHES, CHANNEL_LAYERS, DATABASES, REDIS_URL
@@ -31,3 +34,12 @@ CELERY_BROKER_URL = TEST_REDIS_URL
 
 # Argon2 is deliberately slow; tests hash hundreds of passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Metrics in multiprocess mode, as under gunicorn, in a directory of this run only (never a
+# running instance's): receivers started as child processes (tests/support.py) inherit
+# MAILROOM_TEST_METRICS_DIR, write there too, and one scrape sums them all. Set before anything
+# imports prometheus_client, which picks its storage at import.
+if not os.environ.get("MAILROOM_TEST_METRICS_DIR"):
+    os.environ["MAILROOM_TEST_METRICS_DIR"] = tempfile.mkdtemp(prefix="mailroom-metrics-")
+    atexit.register(shutil.rmtree, os.environ["MAILROOM_TEST_METRICS_DIR"], True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["MAILROOM_TEST_METRICS_DIR"]

@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import connection
 from django_redis import get_redis_connection
 
+from config.metrics import count_database_error, count_redis_error
+
 
 def check_database() -> dict[str, object]:
     started = time.monotonic()
@@ -16,6 +18,7 @@ def check_database() -> dict[str, object]:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:
+        count_database_error("readyz")
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 2)}
 
@@ -25,6 +28,7 @@ def check_redis() -> dict[str, object]:
     try:
         get_redis_connection("default").ping()
     except Exception as exc:
+        count_redis_error("readyz")
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True, "ms": round((time.monotonic() - started) * 1000, 2)}
 

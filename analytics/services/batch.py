@@ -18,6 +18,12 @@ from collections.abc import Callable
 from django.db import close_old_connections, transaction
 
 from analytics.services.events import EventInput, record_events
+from config.metrics import (
+    EVENT_FLUSHED_EVENTS,
+    EVENT_FLUSHES,
+    EVENT_LAG,
+    count_if_database_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +72,20 @@ class EventBuffer:
         with self._write_lock:
             with self._lock:
                 items, self._items = self._items, []
+                first_at = self._first_at
             if not items:
                 return 0
             try:
                 written = self._writer(items)
-            except Exception:  # noqa: BLE001 - keep serving; the rows are logged, not retried
+            except Exception as exc:  # noqa: BLE001 - keep serving; the rows are logged, not retried
+                count_if_database_error("event_buffer", exc)
+                EVENT_FLUSHES.labels("error").inc()
+                EVENT_FLUSHED_EVENTS.labels("dropped").inc(len(items))
                 logger.exception("could not write %d buffered events", len(items))
                 return 0
+            EVENT_FLUSHES.labels("ok").inc()
+            EVENT_FLUSHED_EVENTS.labels("written").inc(written)
+            EVENT_LAG.observe(time.monotonic() - first_at)
             self.flushed += written
             return written
 

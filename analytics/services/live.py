@@ -19,6 +19,8 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django_redis import get_redis_connection
 
+from config.metrics import count_redis_error
+
 logger = logging.getLogger(__name__)
 
 LIVE_TYPES = ("sent", "delivered", "deferred", "bounced", "complained", "opened", "clicked")
@@ -52,6 +54,7 @@ def bump_counters(counts: Counter[tuple[int, str]], now: float | None = None) ->
             pipe.zadd(ACTIVE_ORGS_KEY, {str(organization_id): second})
         pipe.execute()
     except Exception:  # noqa: BLE001 - Redis down must not fail the producer after its commit
+        count_redis_error("live_counters")
         logger.warning("live counters unavailable", exc_info=True)
 
 
@@ -133,6 +136,7 @@ def broadcast_live_update(now: float | None = None) -> int:
             send(org_group(organization_id), build_snapshot(organization_id, now))
             sent += 1
     except Exception:  # noqa: BLE001 - a missed tick is harmless; the next one catches up
+        count_redis_error("live_broadcast")
         logger.warning("live broadcast failed", exc_info=True)
     cache.set("live:last_broadcast", now, 60)
     return sent

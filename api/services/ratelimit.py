@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django_redis import get_redis_connection
 
+from config.metrics import count_redis_error
 from mailcore.models import Delivery
 
 # KEYS[i]: bucket hash; ARGV: now, then (rate, burst) per key. Takes one token from every
@@ -77,6 +78,7 @@ def take_token(buckets: list[Bucket]) -> Decision:
             keys=[f"mr:rl:{bucket.name}" for bucket in buckets], args=arguments, client=connection
         )
     except Exception:  # noqa: BLE001 - a rate limiter must never take the API down
+        count_redis_error("rate_limiter")
         return Decision(True, limit, limit, 0)
     return Decision(
         bool(int(allowed)),

@@ -32,6 +32,7 @@ from analytics.models import Event
 from analytics.services.events import record_event
 from api.models import WebhookDelivery, WebhookEndpoint
 from api.services.events import MAILGUN_EVENTS, NATIVE_TYPES, mailgun_events, native_event
+from config.metrics import WEBHOOK_ATTEMPTS, WEBHOOK_ENDPOINTS_DISABLED
 
 BATCH_SIZE = 100
 LEASE_SECONDS = 120
@@ -223,6 +224,7 @@ def deliver_endpoint(endpoint_id: int, *, now: datetime | None = None) -> int:
             duration_ms=result.duration_ms,
         )
         _record_attempt_event(endpoint, event, result)
+        WEBHOOK_ATTEMPTS.labels("delivered" if result.is_success else "failed").inc()
         if result.is_success or result.status_code == 406:
             cursor = event.id
             handed += 1
@@ -272,6 +274,7 @@ def _record_failure(
     limit = timedelta(seconds=settings.MAILROOM_API_WEBHOOK_DISABLE_AFTER)
     if now - failing_since >= limit:
         update["is_active"] = False
+        WEBHOOK_ENDPOINTS_DISABLED.inc()
         update["disabled_reason"] = (
             f"Disabled at {now.isoformat()} after {failures} consecutive failed attempts since "
             f"{failing_since.isoformat()}; last error: {result.error or result.status_code}"

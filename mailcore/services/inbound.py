@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
+from config.metrics import count_if_database_error
 from mailcore import mime
 from mailcore.models import Attachment, Blob, Mailbox, Message, Thread
 from mailcore.services.realtime import Push, push_on_commit
@@ -57,6 +58,7 @@ class InboundItem:
 class InboundOutcome:
     status: Status
     queue_id: str = ""
+    header_message_id: str = ""  # the Message-ID header, without <>; for logs
     message_ids: list[int] = field(default_factory=list)
     duplicate_count: int = 0
     pushes: list[Push] = field(default_factory=list)
@@ -73,7 +75,8 @@ def deliver_inbound(items: Sequence[InboundItem], *, push: bool = True) -> list[
     prepared = [_prepare(item) for item in items]
     try:
         outcomes = _store_batch(prepared)
-    except Exception:
+    except Exception as exc:
+        count_if_database_error("inbound_store", exc)
         if len(prepared) == 1:
             log.exception("storing inbound message failed")
             return [InboundOutcome(Status.FAILED)]
@@ -82,7 +85,8 @@ def deliver_inbound(items: Sequence[InboundItem], *, push: bool = True) -> list[
         for one in prepared:
             try:
                 outcomes.extend(_store_batch([one]))
-            except Exception:
+            except Exception as exc:
+                count_if_database_error("inbound_store", exc)
                 log.exception("storing inbound message failed")
                 outcomes.append(InboundOutcome(Status.FAILED))
     if push:
@@ -128,7 +132,12 @@ def _header_safe(value: str) -> str:
 
 
 def _store_batch(batch: list[_Prepared]) -> list[InboundOutcome]:
-    outcomes = [InboundOutcome(Status.STORED, queue_id=one.queue_id) for one in batch]
+    outcomes = [
+        InboundOutcome(
+            Status.STORED, queue_id=one.queue_id, header_message_id=one.parsed.message_id
+        )
+        for one in batch
+    ]
     with transaction.atomic():
         admitted = _reserve_quota(batch, outcomes)
         cutoff = timezone.now() - timedelta(seconds=settings.MAILROOM_INBOUND_DEDUPE_SECONDS)

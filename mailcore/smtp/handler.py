@@ -11,6 +11,7 @@ from aiosmtpd.smtp import Envelope, Session
 from django.conf import settings
 from django.db import close_old_connections
 
+from config.metrics import count_if_database_error
 from mailcore.services.inbound import InboundItem, Status
 from mailcore.services.outbound.bounces import process_bounce_for_recipients
 from mailcore.services.recipients import Resolution, Verdict, normalize_address, resolve_recipient
@@ -64,7 +65,8 @@ class InboundHandler:
         loop = asyncio.get_running_loop()
         try:
             resolution = await loop.run_in_executor(self.lookups, _resolve_on_thread, address)
-        except Exception:
+        except Exception as exc:
+            count_if_database_error("smtp_lookup", exc)
             log.exception("recipient lookup failed for %s", address)
             return "451 4.3.0 Temporary lookup failure, try again later"
         if resolution.verdict is Verdict.BOUNCE:  # outbound bounce intake (issue 4)
@@ -114,7 +116,32 @@ class InboundHandler:
         )
         outcome = await self.queue.submit(item)
         if outcome.status is Status.STORED:
+            log.info(
+                "accepted %s from <%s> for %d recipient(s)",
+                outcome.queue_id,
+                item.mail_from,
+                len(item.recipients),
+                extra={
+                    "queue_id": outcome.queue_id,
+                    "message_id": outcome.header_message_id,
+                    "mail_from": item.mail_from,
+                    "recipients": list(item.recipients),
+                    "size": len(item.data),
+                    "peer": item.peer_ip,
+                    "duplicates": outcome.duplicate_count,
+                },
+            )
             return f"250 2.0.0 Ok: queued as {outcome.queue_id}"
+        log.warning(
+            "refused a message from <%s>: %s",
+            item.mail_from,
+            outcome.status.value,
+            extra={
+                "queue_id": outcome.queue_id,
+                "message_id": outcome.header_message_id,
+                "status": outcome.status.value,
+            },
+        )
         if outcome.status is Status.OVER_QUOTA:
             return "452 4.2.2 Mailbox full, try again later"
         if outcome.status is Status.TOO_BIG_FOR_QUOTA:

@@ -10,6 +10,13 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
 
+from config.metrics import (
+    SMTP_CONNECTIONS_REFUSED,
+    SMTP_MESSAGES_ACCEPTED,
+    SMTP_MESSAGES_REFUSED,
+    SMTP_SESSIONS,
+    code_class,
+)
 from mailcore.smtp import faults
 from mailcore.smtp.data import DataReader
 
@@ -67,6 +74,8 @@ class ConnectionLimits:
 
 
 class MailroomSMTP(SMTP):
+    service = "mx"  # the metrics label (docs/operations.md "Metrics")
+
     def __init__(
         self,
         handler: Any,
@@ -89,11 +98,13 @@ class MailroomSMTP(SMTP):
         ip = peer[0] if isinstance(peer, tuple) else "unix"
         refusal = self.limits.admit(ip)
         if refusal is not None:
+            SMTP_CONNECTIONS_REFUSED.labels(self.service).inc()
             await self.push(refusal)
             if self.transport is not None:
                 self.transport.close()
             return
         self._admitted_ip = ip
+        SMTP_SESSIONS.labels(self.service).inc()
         self.limits.sessions.add(self)
         await super()._handle_client()
 
@@ -149,6 +160,7 @@ class MailroomSMTP(SMTP):
             try:
                 chunk = await asyncio.wait_for(self._reader.read(65536), timeout=max(remaining, 0))
             except TimeoutError:
+                self._count_data_reply("421")
                 await self.push("421 4.4.2 Timeout exceeded during DATA, closing connection")
                 if self.transport is not None:
                     self.transport.close()
@@ -167,24 +179,35 @@ class MailroomSMTP(SMTP):
             self._reader._buffer[0:0] = result.remainder  # type: ignore[attr-defined]
         if result.is_too_big:
             self._set_post_data_state()
+            self._count_data_reply("552")
             await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
             return
         if result.has_bare_line_ending:
             self._set_post_data_state()
+            self._count_data_reply("550")
             await self.push("550 5.6.0 Message refused: bare CR or LF; lines must end with CRLF")
             return
         self.envelope.content = result.content
         self.envelope.original_content = result.content
         status = await self.event_handler.handle_DATA(self, self.session, self.envelope)
         self._set_post_data_state()
+        self._count_data_reply(status)
         await self.push(status)
         await faults.pause_async("after_reply")
+
+    def _count_data_reply(self, reply: str) -> None:
+        if reply.startswith("2"):
+            SMTP_MESSAGES_ACCEPTED.labels(self.service).inc()
+        else:
+            SMTP_MESSAGES_REFUSED.labels(self.service, code_class(reply)).inc()
 
 
 class SubmissionSMTP(MailroomSMTP):
     """Authenticated submission. aiosmtpd checks credentials synchronously on the event loop;
     here the built-in PLAIN/LOGIN parsing only collects them and the handler's async
     ``check_auth`` verifies them on a worker thread (argon2 is deliberately slow)."""
+
+    service = "submission"
 
     _credentials: tuple[str, Any] | None = None
 

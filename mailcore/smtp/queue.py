@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections
 
+from config.metrics import count_if_database_error, count_redis_error
 from mailcore.services.inbound import InboundItem, InboundOutcome, Status, deliver_inbound
 from mailcore.services.realtime import send_pushes
 from mailcore.smtp import faults
@@ -85,7 +86,8 @@ class IngestQueue:
             outcomes = await asyncio.get_running_loop().run_in_executor(
                 self.executor, self.store, items
             )
-        except Exception:
+        except Exception as exc:
+            count_if_database_error("smtp_ingest", exc)
             log.exception("ingest batch failed")
             outcomes = [InboundOutcome(Status.FAILED) for _ in items]
         for (_, future), outcome in zip(batch, outcomes, strict=True):
@@ -94,4 +96,5 @@ class IngestQueue:
         try:
             await send_pushes([push for outcome in outcomes for push in outcome.pushes])
         except Exception:  # a push is a hint; never let it stop the writer
+            count_redis_error("new_mail_push")
             log.warning("new-mail pushes failed", exc_info=True)

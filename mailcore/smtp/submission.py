@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 from django.db.models import Q
 
+from config.metrics import count_if_database_error
 from mailcore.models import Alias, Mailbox, User
 from mailcore.services.recipients import normalize_address
 from mailcore.smtp.protocol import extend_ehlo
@@ -167,7 +168,8 @@ class SubmissionHandler:
             )
         except SubmissionError as exc:
             return f"554 5.6.0 Message refused: {exc}"
-        except Exception:
+        except Exception as exc:
+            count_if_database_error("submission", exc)
             log.exception("submission failed")
             return "451 4.3.0 Temporary server error, try again later"
         return f"250 2.0.0 Ok: queued as {queue_id}"

@@ -18,6 +18,7 @@ for mail to the bounce addresses; tests call it with files, without a socket.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
+from config.metrics import BOUNCES, COMPLAINTS
 from mailcore.bounces import BounceRecipient, BounceReport, parse_bounce
 from mailcore.models import Delivery, DeliveryAttempt, OutboundMessage, Suppression
 from mailcore.services.outbound import verp
@@ -35,6 +37,8 @@ from mailcore.services.outbound.suppression import (
     is_address_failure,
 )
 from mailcore.services.recipients import normalize_address
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -74,6 +78,24 @@ def process_bounce(
             outcome.matched.append(delivery.id)
         outcome.suppressed = add_suppressions(suppressions)
         record_events(events)
+    if outcome.bounced:
+        BOUNCES.labels("dsn").inc(outcome.bounced)
+    if outcome.complained:
+        COMPLAINTS.inc(outcome.complained)
+    log.info(
+        "%s report applied to deliveries %s",
+        report.kind,
+        outcome.matched,
+        extra={
+            "kind": report.kind,
+            "delivery_ids": outcome.matched,
+            "message_id": report.original_message_id or "",
+            "bounced": outcome.bounced,
+            "deferred": outcome.deferred,
+            "complained": outcome.complained,
+            "suppressed": outcome.suppressed,
+        },
+    )
     return outcome
 
 

@@ -37,6 +37,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from config.metrics import count_if_database_error
 from mailcore.services.outbound import dispatch
 from mailcore.services.outbound.dispatch import Claim
 from mailcore.services.outbound.dkim import SigningKey, active_key
@@ -221,6 +222,7 @@ class Dispatcher:
                     break
                 except Exception as exc:  # database trouble: retry, then give up this batch
                     error = exc
+                    count_if_database_error("outbound_record", exc)
                     log.warning("recording %d results failed", len(results), exc_info=True)
                     if delay is not None:
                         await asyncio.sleep(delay)

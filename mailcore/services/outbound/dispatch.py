@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
 from analytics.services.guardrails import is_sending_paused
+from config.metrics import DELIVERIES
 from mailcore.models import Delivery, DeliveryAttempt
 from mailcore.queueing import enqueue_on_commit
 from mailcore.services.outbound import throttle
@@ -190,6 +192,7 @@ def _mark_suppressed(cursor, rows: list[tuple], now: datetime) -> None:  # type:
         " reply = 'Recipient is on the suppression list' WHERE id = ANY(%s)",
         [now, [row[0] for row in rows]],
     )
+    transaction.on_commit(partial(DELIVERIES.labels("suppressed").inc, len(rows)))
     record_events(
         EventInput(
             organization_id=row[7],
@@ -308,6 +311,7 @@ def recover_expired_leases(*, now: datetime | None = None) -> int:
             )
             for row in rows
         )
+    DELIVERIES.labels("deferred").inc(len(rows))
     log.warning("recovered %d deliveries from expired leases", len(rows))
     return len(rows)
 

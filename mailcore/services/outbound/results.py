@@ -8,6 +8,7 @@ a recipient whose delivery was recorded.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
+from config.metrics import BOUNCES, DELIVERIES, DELIVERY_LATENCY
 from mailcore.bounces import classify_reason
 from mailcore.models import DeliveryAttempt, Suppression
 from mailcore.services.outbound.dispatch import ClaimedDelivery, ClaimedMessage
@@ -27,6 +29,8 @@ from mailcore.services.outbound.suppression import (
     add_suppressions,
     is_address_failure,
 )
+
+log = logging.getLogger(__name__)
 
 _UPDATE_SQL = """
 UPDATE mailcore_delivery d SET
@@ -40,7 +44,7 @@ FROM unnest(%s::bigint[], %s::text[], %s::timestamptz[], %s::smallint[], %s::tex
             %s::text[])
      AS v(id, status, next_attempt_at, reply_code, enhanced_status, reply, reason)
 WHERE d.id = v.id AND d.status = 'sending' AND d.lease_token = %s
-RETURNING d.id
+RETURNING d.id, d.created_at
 """
 
 
@@ -104,7 +108,8 @@ def record_results(
                     lease_token,
                 ],
             )
-            applied = {row[0] for row in cursor.fetchall()}
+            accepted_at = dict(cursor.fetchall())
+            applied = set(accepted_at)
         DeliveryAttempt.objects.bulk_create(
             DeliveryAttempt(
                 organization_id=r.message.organization_id,
@@ -150,7 +155,46 @@ def record_results(
             for r, d in zip(results, decisions, strict=True)
             if r.delivery.id in applied
         )
+    _observe(results, decisions, accepted_at, now)
     return applied
+
+
+def _observe(
+    results: Sequence[AttemptResult],
+    decisions: Sequence[Decision],
+    accepted_at: dict[int, datetime],
+    now: datetime,
+) -> None:
+    """Metrics and one log line per recorded result (after the commit)."""
+    for result, decision in zip(results, decisions, strict=True):
+        delivery = result.delivery
+        if delivery.id not in accepted_at:
+            continue  # lease lost: another worker owns the outcome
+        DELIVERIES.labels(decision.status).inc()
+        if decision.status == "delivered":
+            waited = (result.finished_at or now) - accepted_at[delivery.id]
+            DELIVERY_LATENCY.observe(max(0.0, waited.total_seconds()))
+        elif decision.status == "bounced":
+            BOUNCES.labels("smtp").inc()
+        log.log(
+            logging.INFO if decision.status == "delivered" else logging.WARNING,
+            "delivery %s to <%s>: %s %s",
+            delivery.id,
+            delivery.recipient,
+            decision.status,
+            result.reply[:200],
+            extra={
+                "delivery_id": delivery.id,
+                "outbound_id": result.message.id,
+                "message_id": result.message.message_id,
+                "recipient": delivery.recipient,
+                "status": decision.status,
+                "attempt": delivery.attempt_count,
+                "reply_code": result.reply_code,
+                "enhanced_status": result.enhanced_status,
+                "remote_host": result.remote_host,
+            },
+        )
 
 
 def _payload(result: AttemptResult, decision: Decision) -> dict[str, object]:

@@ -23,6 +23,8 @@ from functools import cache
 
 from django.conf import settings
 
+from config.metrics import count_redis_error
+
 log = logging.getLogger(__name__)
 
 PREFIX = "mr:out:"
@@ -112,6 +114,7 @@ def acquire_connection(route_key: str, member: str, limit: int) -> bool:
         key = f"{PREFIX}conn:{route_key}"
         return bool(script(keys=[key], args=[now, now + SLOT_SECONDS, limit, member, 3600]))
     except Exception:
+        count_redis_error("outbound_throttle")
         log.warning("connection throttle unavailable; allowing", exc_info=True)
         return True
 
@@ -120,6 +123,7 @@ def release_connection(route_key: str, member: str) -> None:
     try:
         _client().zrem(f"{PREFIX}conn:{route_key}", member)
     except Exception:
+        count_redis_error("outbound_throttle")
         log.warning("connection throttle unavailable", exc_info=True)
 
 
@@ -134,6 +138,7 @@ def _take(keys_limits: list[tuple[str, int, int]], wanted: int) -> int:
         script = _client().register_script(_TAKE)
         return int(script(keys=[key for key, _, _ in keys_limits], args=args))
     except Exception:
+        count_redis_error("outbound_throttle")
         log.warning("rate counters unavailable; allowing", exc_info=True)
         return wanted
 
