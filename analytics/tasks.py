@@ -5,10 +5,14 @@ from __future__ import annotations
 from celery import shared_task
 
 from analytics.services import guardrails, live, partitions, rollups
+from analytics.services.publisher import is_publisher_running
 
 
 @shared_task(ignore_result=True, expires=2)
 def broadcast_live() -> int:
+    """The once-a-second fallback: quiet while a live publisher (faster) is running."""
+    if is_publisher_running():
+        return 0
     return live.broadcast_live_update()
 
 

@@ -2,6 +2,7 @@
 
     python bench/events.py [--seconds 20] [--connections 32] [--worker-rate 3000]
                            [--events 10000000] [--skip-ingest] [--skip-stats] [--reseed]
+                           [--live publisher|timer]
 
 Runs in a private database (``mailroom_bench_events``) and Redis database 11.
 
@@ -9,10 +10,13 @@ Runs in a private database (``mailroom_bench_events``) and Redis database 11.
    serves the signed open pixel and click redirect; an asyncio client (keep-alive, stdlib)
    fetches them over ``--connections`` connections while a worker process records delivery
    events the way outbound workers do (``record_events`` batches of 200 per transaction) at
-   ``--worker-rate`` events/s. A broadcaster thread plays the beat task (one live update per
-   second) and the minute rollup is filled every 5 s. Marker events (type ``complained``, not
-   otherwise produced) measure the lag from commit to the live stream (the operators' Channels
-   group) and to the minute rollup. Prints events/s stored (counted in the table).
+   ``--worker-rate`` events/s. Live updates come from ``manage.py live_publisher`` in its own
+   process (``--live publisher``: pushed within 0.25 s of a committed batch, plus a tick each
+   second) or, with ``--live timer``, from a thread playing the beat task (one update per
+   second, aligned to the second) as before; the minute rollup is filled every 5 s. Marker
+   events (type ``complained``, not otherwise produced) measure the lag from commit to the live
+   stream (the operators' Channels group) and to the minute rollup. Prints events/s stored
+   (counted in the table).
 2. Stats: seeds ``--events`` events over 90 days with ``COPY`` (psycopg 3), fills the rollups
    in SQL (timed), then times ``analytics.services.stats.event_counts`` and the event search.
 
@@ -192,6 +196,17 @@ def ingest(url: str, args: argparse.Namespace) -> None:
         rollup_lags: list[float] = []
 
         def broadcaster() -> None:
+            if args.live == "publisher":  # its own process, as in production
+                publisher = subprocess.Popen(
+                    [sys.executable, "manage.py", "live_publisher"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
+                stop.wait()
+                publisher.terminate()
+                publisher.wait(timeout=10)
+                return
             while not stop.is_set():
                 live.broadcast_live_update()
                 stop.wait(1.0 - time.time() % 1.0)
@@ -262,6 +277,7 @@ def ingest(url: str, args: argparse.Namespace) -> None:
             stored = cursor.fetchone()[0]
         stop_time = time.time()
         stop.set()
+        threads[0].join(timeout=15)  # the publisher process is stopped
         print("\n== Ingest ==")
         print(
             f"duration {elapsed:.1f} s; HTTP opens/clicks ok {counts[0]} "
@@ -277,7 +293,7 @@ def ingest(url: str, args: argparse.Namespace) -> None:
         )
         if live_lags:
             print(
-                f"live lag (commit -> operators' group): n={len(live_lags)} "
+                f"live lag (commit -> operators' group, {args.live}): n={len(live_lags)} "
                 f"p50 {statistics.median(live_lags):.3f} s, max {max(live_lags):.3f} s"
             )
         threads[1].join(timeout=150)
@@ -426,6 +442,7 @@ def main() -> None:
     parser.add_argument("--server", choices=["asgi", "wsgi"], default="asgi")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--fresh-db", action="store_true")
+    parser.add_argument("--live", choices=["publisher", "timer"], default="publisher")
     args = parser.parse_args()
     url = bench_database_url(DATABASE_NAME)
     if args.fresh_db:
