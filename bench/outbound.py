@@ -2,7 +2,7 @@
 next to Postfix relaying the same load to the same kind of sink (smtp-source style load ->
 postfix -> smtp-sink). Also the bounce parser's speed over the corpus.
 
-    python bench/outbound.py [--messages 5000] [--submitters 2] [--workers 2]
+    python bench/outbound.py [--messages 5000] [--submitters 2] [--threads 8] [--workers 2]
                              [--connections 10] [--size 4096] [--no-dkim-run] [--no-postfix]
 
 Mailroom: ``--submitters`` processes call ``submit_outbound`` (as API or webmail workers would),
@@ -39,8 +39,14 @@ SENDER_DOMAIN = "bench-out.test"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "bounces"
 
 
-def _submit_chunk(first: int, count: int, size: int, organization_id: int, ready, go, out) -> None:  # type: ignore[no-untyped-def]
-    """A spawned submitter: set up Django, wait for the start signal, submit ``count``."""
+def _submit_chunk(
+    first: int, count: int, size: int, organization_id: int, threads: int, ready, go, out
+) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    """A spawned submitter: set up Django, wait for the start signal, submit ``count`` from
+    ``threads`` threads (as an API or submission server's threads would; concurrent callers
+    share group commits)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import django
 
     django.setup()
@@ -55,9 +61,14 @@ def _submit_chunk(first: int, count: int, size: int, organization_id: int, ready
     ready.put(1)
     go.wait()
     started = time.perf_counter()
-    for sender, rcpts, raw in messages:
+
+    def one(message: tuple[str, list[str], bytes]) -> None:
+        sender, rcpts, raw = message
         submit_outbound(organization_id=organization_id, mail_from=sender, recipients=rcpts,
                         raw=raw, source="api")  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, messages))
     out.put(time.perf_counter() - started)
     connections.close_all()
 
@@ -95,7 +106,7 @@ def run_mailroom(args: argparse.Namespace, url: str, *, dkim: bool) -> dict[str,
         children = [
             context.Process(
                 target=_submit_chunk,
-                args=(n * per, per, args.size, organization_id, ready, go, queue),
+                args=(n * per, per, args.size, organization_id, args.threads, ready, go, queue),
             )  # fmt: skip
             for n in range(args.submitters)
         ]
@@ -208,6 +219,7 @@ def main() -> int:
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--submitters", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8, help="per submitter process")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=10, help="per worker")
     parser.add_argument("--size", type=int, default=4096)

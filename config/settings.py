@@ -283,6 +283,9 @@ MAILROOM_FAULT_DELAY = env_int("MAILROOM_FAULT_DELAY", 5)
 MAILROOM_RELAY_HOST = env_str("MAILROOM_RELAY_HOST", "")
 MAILROOM_RELAY_MAX_CONNECTIONS = env_int("MAILROOM_RELAY_MAX_CONNECTIONS", 50)
 MAILROOM_MAX_RETRY_AGE = env_int("MAILROOM_MAX_RETRY_AGE", 3 * 24 * 3600)
+# Submissions from concurrent threads of one process share a transaction and its commit
+# (mailcore.services.groupcommit); a lone caller still commits at once.
+MAILROOM_SUBMIT_GROUP_COMMIT = env_bool("MAILROOM_SUBMIT_GROUP_COMMIT", True)
 MAILROOM_RETRY_BASE_SECONDS = env_int("MAILROOM_RETRY_BASE_SECONDS", 60)
 MAILROOM_RETRY_MAX_SECONDS = env_int("MAILROOM_RETRY_MAX_SECONDS", 3600)
 MAILROOM_OUTBOUND_CONNECTIONS = env_int("MAILROOM_OUTBOUND_CONNECTIONS", 20)  # per dispatcher

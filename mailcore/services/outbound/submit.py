@@ -35,6 +35,7 @@ from analytics.services.events import EventInput, record_events
 from config.metrics import DELIVERIES, OUTBOUND_SUBMITTED
 from mailcore.mime import decode_header_value
 from mailcore.models import Domain, OutboundMessage
+from mailcore.services.groupcommit import GroupCommitter
 from mailcore.services.outbound.dispatch import request_dispatch
 from mailcore.services.outbound.local import deliver_local_now
 from mailcore.services.outbound.smtp_client import normalize_line_endings
@@ -129,13 +130,85 @@ def submit_outbound(
         send_at=send_at,
         created_at=now,
     )
+    pending = _Pending(message, prepared.data, addresses, is_local, due, domain_name)
+    if connection.in_atomic_block or not settings.MAILROOM_SUBMIT_GROUP_COMMIT:
+        return _write_one(pending)
+    return _committer.submit(pending)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A validated submission waiting to be written."""
+
+    message: OutboundMessage
+    data: bytes
+    addresses: list[str]
+    is_local: dict[str, bool]
+    due: datetime
+    domain_name: str
+
+
+def _write_one(pending: _Pending) -> OutboundMessage:
+    """Write one submission in its own transaction (or the caller's); a repeated idempotency
+    key that lost a race returns the message that won."""
+    message = pending.message
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            rows = _insert(cursor, message, prepared.data, addresses, is_local, due)
+        with transaction.atomic():
+            _write([pending])
+    except IntegrityError:
+        existing = (
+            _existing(message.organization_id, message.idempotency_key)
+            if message.idempotency_key
+            else None
+        )
+        if existing is None:
+            raise
+        return existing
+    return message
+
+
+def _write_batch(batch: Sequence[_Pending]) -> list[OutboundMessage | BaseException]:
+    """The group committer's writer: the whole batch in one transaction; if that fails (a
+    repeated idempotency key, a bad row), each submission again on its own, so one bad
+    submission never fails the others."""
+    if len(batch) > 1:
+        try:
+            with transaction.atomic():
+                _write(batch)
+            return [pending.message for pending in batch]
+        except Exception:  # noqa: BLE001 - retried one by one below, where each error is its own
+            for pending in batch:
+                pending.message.id = None
+                pending.message._state.adding = True
+    results: list[OutboundMessage | BaseException] = []
+    for pending in batch:
+        try:
+            results.append(_write_one(pending))
+        except Exception as exc:  # noqa: BLE001 - goes back to the caller that submitted it
+            results.append(exc)
+    return results
+
+
+_committer: GroupCommitter[_Pending, OutboundMessage] = GroupCommitter(
+    _write_batch, max_batch=64, name="outbound-submit"
+)
+
+
+def _write(batch: Sequence[_Pending]) -> None:
+    """Insert rows and events for ``batch`` inside the current transaction; wake-ups, local
+    copies and logs run after the commit."""
+    events: list[EventInput] = []
+    wake_dispatcher = False
+    with connection.cursor() as cursor:
+        for pending in batch:
+            message = pending.message
+            rows = _insert(
+                cursor, message, pending.data, pending.addresses, pending.is_local, pending.due
+            )
             suppressed = {recipient for _, recipient, status in rows if status == "suppressed"}
-            record_events(
+            events.extend(
                 EventInput(
-                    organization_id=organization_id,
+                    organization_id=message.organization_id,
                     type="suppressed" if recipient in suppressed else "sent",
                     message_id=message.id,
                     recipient=recipient,
@@ -143,29 +216,26 @@ def submit_outbound(
                     payload={
                         "delivery_id": delivery_id,
                         "message_id": message.message_id,
-                        "domain": domain_name,
-                        "source": source,
-                        "from": mail_from,
+                        "domain": pending.domain_name,
+                        "source": message.source,
+                        "from": message.mail_from,
                         **({"stage": "submit"} if recipient in suppressed else {}),
                     },
-                    occurred_at=now,
+                    occurred_at=message.created_at,
                 )
                 for delivery_id, recipient, _ in rows
             )
             queued = [(i, r) for i, r, status in rows if status == "queued"]
             transaction.on_commit(partial(_log_accepted, message, len(rows), len(suppressed)))
-            if due <= now:
-                local_ids = [i for i, r in queued if is_local[r]]
+            if pending.due <= message.created_at:
+                local_ids = [i for i, r in queued if pending.is_local[r]]
                 if local_ids:
                     transaction.on_commit(partial(deliver_local_now, local_ids))
-                if any(not is_local[r] for _, r in queued):
-                    request_dispatch()
-    except IntegrityError:
-        existing = _existing(organization_id, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return existing
-    return message
+                if any(not pending.is_local[r] for _, r in queued):
+                    wake_dispatcher = True
+    record_events(events)
+    if wake_dispatcher:
+        request_dispatch()
 
 
 def _log_accepted(message: OutboundMessage, recipients: int, suppressed: int) -> None:
