@@ -93,6 +93,13 @@ class MailroomSMTP(SMTP):
         response = status.encode("utf-8") if isinstance(status, str) else status
         await super().push(_REPLIES.get(response, response))
 
+    async def handle_exception(self, error: Exception) -> str:
+        """An error no handler caught, most often the database or Redis going away mid-session.
+        aiosmtpd would answer ``500`` with the exception's text: a permanent refusal (the
+        client bounces the mail) and a leak. ``451`` makes the client try again."""
+        log.error("%r SMTP session error", self.session and self.session.peer, exc_info=error)
+        return "451 4.3.0 Temporary server error, try again later"
+
     async def _handle_client(self) -> None:
         peer = self.session.peer if self.session else None
         ip = peer[0] if isinstance(peer, tuple) else "unix"

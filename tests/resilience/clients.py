@@ -44,6 +44,7 @@ class RetryingClient(threading.Thread):
     login: tuple[str, str] | None = None
     deadline_seconds: float = 120.0
     pause: float = 0.05
+    interval: float = 0.0  # between messages: a steady flow rather than a burst
     acked: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     attempts: Counter[str] = field(default_factory=Counter)
@@ -67,9 +68,11 @@ class RetryingClient(threading.Thread):
     def run(self) -> None:
         deadline = time.monotonic() + self.deadline_seconds
         smtp: smtplib.SMTP | None = None
-        for message in self.messages:
+        for number, message in enumerate(self.messages):
             if self._finish.is_set():
                 break
+            if number and self.interval:
+                time.sleep(self.interval)
             self.in_flight = message.key
             while True:
                 if time.monotonic() > deadline:
