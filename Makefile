@@ -23,10 +23,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 install: $(BIN)/.installed ## Create .venv and install pinned dependencies.
 
+# Every process of `make run` writes its metrics under var/metrics (emptied at each start);
+# /metrics on the web process sums them (docs/operations.md "Metrics").
 run: install ## Run web, SMTP receiver, worker and beat; prints a demo mailbox.
 	mkdir -p var
+	rm -rf var/metrics && mkdir -p var/metrics
 	$(EMBED) sh -c '$(PY) manage.py migrate --no-input -v0 && $(PY) manage.py demo && \
-		PATH="$(CURDIR)/$(BIN):$$PATH" exec $(BIN)/honcho start -f Procfile'
+		PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/metrics" PATH="$(CURDIR)/$(BIN):$$PATH" \
+		exec $(BIN)/honcho start -f Procfile'
 
 test: install ## Run the test suite against real PostgreSQL and Redis.
 	$(EMBED) $(PY) -m pytest -q $(PYTEST_ARGS)

@@ -388,6 +388,8 @@ LOGGING["formatters"]["json"] = {"()": "config.logs.JsonFormatter"}
 LOGGING["handlers"]["console"].update(
     filters=["context"], formatter="json" if LOG_FORMAT == "json" else "plain"
 )
+# Celery replaces the root handlers with its own text format unless told not to.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
 # /metrics answers requests from these networks (not through a proxy), or with this token
 # (``Authorization: Bearer ...``) from anywhere.
 MAILROOM_METRICS_TOKEN = env_secret("MAILROOM_METRICS_TOKEN", "")
