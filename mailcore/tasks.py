@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 from django.core.cache import cache
 
 from mailcore.services import retention
-from mailcore.services.outbound import dispatch
+from mailcore.services.outbound import dispatch, shutdown
 from mailcore.services.outbound.delivery import DispatchOptions, run_dispatcher
 
 PASS_SECONDS = 60.0  # a pass returns its worker to Celery regularly (broker visibility timeout)
@@ -16,10 +17,18 @@ PASS_SECONDS = 60.0  # a pass returns its worker to Celery regularly (broker vis
 def dispatch_outbound() -> int:
     """Deliver whatever is due; idempotent (rows are claimed with SKIP LOCKED)."""
     cache.delete(dispatch.NUDGE_KEY)  # later commits may wake another dispatcher
-    stats = run_dispatcher(DispatchOptions(idle_seconds=1.0, max_seconds=PASS_SECONDS))
+    options = DispatchOptions(idle_seconds=1.0, max_seconds=PASS_SECONDS)
+    with shutdown.stoppable(options.stop):  # a worker's warm shutdown stops it early
+        stats = run_dispatcher(options)
     if stats.claimed and dispatch.has_pending_work():
         dispatch_outbound.delay()  # no transaction here: the work is already committed
     return stats.claimed
+
+
+@worker_shutting_down.connect
+def _stop_dispatchers(how: str = "", **_: object) -> None:
+    if how == "Warm":
+        shutdown.stop_worker_dispatchers()
 
 
 @shared_task(name="mailcore.tasks.outbound_tick", ignore_result=True)
