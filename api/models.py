@@ -138,3 +138,20 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.state})"
+
+
+class DomainDnsCheck(models.Model):
+    """The last DNS check of a domain's records (see :mod:`api.services.dns_check`)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    domain = models.OneToOneField(Domain, on_delete=models.CASCADE, related_name="dns_check")
+    # One object per record: purpose, type, name, value, status, found, detail.
+    results = models.JSONField(default=list)
+    is_verified = models.BooleanField(default=False, help_text="SPF and DKIM found valid.")
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "domain DNS check"
+
+    def __str__(self) -> str:
+        return f"{self.domain} ({'verified' if self.is_verified else 'unverified'})"

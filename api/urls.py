@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.views import hooks, mailboxes, mailgun, native, tracking
+from api.views import domains, hooks, mailboxes, mailgun, native, tracking
 
 app_name = "api"
 
@@ -32,6 +32,11 @@ urlpatterns = [
     path("api/v1/messages/<int:message_id>/", native.MessageDetailView.as_view(), name="message"),
     path("api/v1/domains/", native.DomainsView.as_view(), name="domains"),
     path("api/v1/domains/<str:name>/", native.DomainDetailView.as_view(), name="domain"),
+    path(
+        "api/v1/domains/<str:name>/verify/",
+        domains.DomainVerifyView.as_view(),
+        name="domain-verify",
+    ),
     path("api/v1/suppressions/", native.SuppressionsView.as_view(), name="suppressions"),
     path(
         "api/v1/suppressions/<str:domain>/<str:address>/",
@@ -72,6 +77,12 @@ urlpatterns = [
         "api/v1/mailbox-messages/<int:message_id>/raw/",
         mailboxes.MailboxMessageRawView.as_view(),
         name="mailbox-message-raw",
+    ),
+    path("v3/domains/<str:name>", domains.MailgunDomainView.as_view(), name="mg-domain"),
+    path(
+        "v3/domains/<str:name>/verify",
+        domains.MailgunDomainVerifyView.as_view(),
+        name="mg-domain-verify",
     ),
     path("v3/<str:domain>/messages", mailgun.MessagesView.as_view(), name="mg-messages"),
     path("v3/<str:domain>/messages.mime", mailgun.MimeMessagesView.as_view(), name="mg-mime"),

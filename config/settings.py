@@ -374,6 +374,17 @@ CELERY_BEAT_SCHEDULE["api-purge-idempotency-keys"] = {
     "schedule": 3600.0,
 }
 
+# --- Domain DNS checks (api/services/dns_check.py) -----------------------------------------------
+# Resolvers for the checks, "ip[:port]" comma separated; empty means the system's resolver.
+MAILROOM_DNS_NAMESERVERS = env_list("MAILROOM_DNS_NAMESERVERS", "")
+MAILROOM_DNS_TIMEOUT = float(env_str("MAILROOM_DNS_TIMEOUT", "3"))  # seconds per lookup
+# SPF mechanisms every sending domain must publish (e.g. "include:_spf.example.net,ip4:…").
+MAILROOM_SPF_MECHANISMS = env_list("MAILROOM_SPF_MECHANISMS", f"a:{MAILROOM_HOSTNAME}")
+CELERY_BEAT_SCHEDULE["api-check-domains-dns"] = {
+    "task": "api.tasks.check_domains_dns",
+    "schedule": 24 * 3600.0,
+}
+
 # --- Observability (config/metrics.py, config/logs.py; docs/operations.md "Metrics", "Logs") ---
 # text for people, json (one object per line, with request_id/queue_id/message_id) for machines.
 LOG_FORMAT = env_str("LOG_FORMAT", "json" if MAILROOM_ENV == "production" else "text")
