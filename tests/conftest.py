@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from mailcore.models import Mailbox, MailboxGrant
 from mailcore.services.provisioning import create_mailbox
@@ -24,14 +28,36 @@ def _drop_stray_connections(django_db_setup: None, django_db_blocker) -> Iterato
         )
 
 
+RUN_MARKER_KEY = "tests:run"
+RUN_MARKER_SECONDS = 120  # a crashed run's mark goes away by itself
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis() -> Iterator[None]:
-    """The test Redis database (15) is emptied around every test: caches never leak."""
+    """The test Redis database (15) is emptied around every test: caches never leak.
+
+    Two test runs sharing one Redis database (TEST_REDIS_DB) would read each other's cached
+    recipient answers and flush each other's state, failing in ways that look like product bugs
+    (a receiver resolving an address to the other run's mailbox). Each run marks the database
+    with its test database's name and stops at once when it finds another live run's mark.
+    """
+    redis = get_redis_connection("default")
+    ours = settings.DATABASES["default"]["TEST"]["NAME"].encode()
+    other = redis.get(RUN_MARKER_KEY)
+    if other is not None and other != ours:
+        pytest.exit(
+            f"Redis database {settings.CACHES['default']['LOCATION']} is in use by another test"
+            f" run ({other.decode()}); give each run its own TEST_REDIS_DB.",
+            returncode=3,
+        )
     cache.clear()
     clear_local_cache()
+    redis.set(RUN_MARKER_KEY, ours, ex=RUN_MARKER_SECONDS)
     yield
     cache.clear()
     clear_local_cache()
+    with contextlib.suppress(RedisError):  # a test may have pointed the cache at a dead Redis
+        get_redis_connection("default").set(RUN_MARKER_KEY, ours, ex=RUN_MARKER_SECONDS)
 
 
 @pytest.fixture
