@@ -21,7 +21,6 @@ from mailcore.models import (
     OutboundMessage,
     User,
 )
-from webmail.models import Identity, ScheduledSend, Upload
 
 
 def mailboxes_for_user(user: User) -> QuerySet[Mailbox]:
@@ -111,31 +110,6 @@ def sendable_mailboxes_for_user(user: User) -> QuerySet[Mailbox]:
     return Mailbox.objects.filter(
         Q(user=user) | Q(grants__user=user, grants__can_send=True), is_active=True
     ).distinct()
-
-
-def get_upload_for_user(user: User, upload_id: int) -> Upload:
-    upload = Upload.objects.filter(user_id=user.pk, id=upload_id).first()
-    if upload is None:
-        raise Http404("No such upload.")
-    return upload
-
-
-def get_scheduled_send_for_user(user: User, scheduled_id: int) -> ScheduledSend:
-    scheduled = (
-        ScheduledSend.objects.filter(mailbox__in=mailboxes_for_user(user), id=scheduled_id)
-        .select_related("draft", "mailbox")
-        .first()
-    )
-    if scheduled is None:
-        raise Http404("No such scheduled message.")
-    return scheduled
-
-
-def get_identity_for_user(user: User, identity_id: int) -> Identity:
-    identity = Identity.objects.filter(user_id=user.pk, id=identity_id).first()
-    if identity is None:
-        raise Http404("No such identity.")
-    return identity
 
 
 # --- Organization-scoped doors (API keys act for a tenant, not a user) ----------------------

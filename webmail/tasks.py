@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from mailcore.services import compose
+from webmail.services import compose
 
 
 @shared_task(name="webmail.tasks.send_due_messages", ignore_result=True)

@@ -7,9 +7,9 @@ from django.test import Client
 from django.urls import reverse
 
 from mailcore.models import Attachment, Label, Mailbox, Message
-from mailcore.services import drafts
 from mailcore.services.compose_mime import DraftContent
 from tests.webmail.conftest import PNG_1PX, counts, deliver_raw, folder, html_email, receive
+from webmail.services import drafts
 from webmail.views.reading import part_url
 
 pytestmark = pytest.mark.django_db

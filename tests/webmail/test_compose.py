@@ -1,4 +1,4 @@
-"""mailcore.services.compose: drafts, reply/forward defaults, scheduled sends, local delivery."""
+"""webmail.services.compose: drafts, reply/forward defaults, scheduled sends, local delivery."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from mailcore import mime
 from mailcore.models import Attachment, Mailbox, Message, OutboundMessage
-from mailcore.services import compose, drafts
 from mailcore.services.compose_mime import (
     AttachmentData,
     ComposeError,
@@ -24,6 +23,7 @@ from mailcore.services.provisioning import create_alias
 from tests.webmail.conftest import counts, real_counts, receive
 from webmail import tasks
 from webmail.models import ScheduledSend, Upload
+from webmail.services import compose, drafts
 
 pytestmark = pytest.mark.django_db
 

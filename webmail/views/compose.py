@@ -16,10 +16,11 @@ from django.views.decorators.http import require_POST
 
 from mailcore import access
 from mailcore.models import Folder, Message, User
-from mailcore.services import compose, drafts
 from mailcore.services.compose_mime import ComposeError, DraftContent, format_address_list
+from webmail import access as webmail_access
 from webmail.forms import ComposeForm
 from webmail.models import ScheduledSend
+from webmail.services import compose, drafts
 from webmail.services.preferences import Sender, get_preferences, senders_for_user
 from webmail.views.common import done, refused, render_app, user_of, wants_json
 
@@ -169,7 +170,7 @@ def compose_page(request: HttpRequest) -> HttpResponse:
 def _token_row(user: User, token: str) -> dict[str, Any]:
     kind, _, number = token.partition(":")
     if kind == "u" and number.isdigit():
-        upload = access.get_upload_for_user(user, int(number))
+        upload = webmail_access.get_upload_for_user(user, int(number))
         return {"token": token, "filename": upload.filename, "size": upload.size}
     if kind == "a" and number.isdigit():
         found = access.get_attachment_for_user(user, int(number))
@@ -259,7 +260,7 @@ def upload(request: HttpRequest) -> JsonResponse:
 @require_POST
 def scheduled_cancel(request: HttpRequest, scheduled_id: int) -> HttpResponse:
     """Undo send: the message goes back to the compose page as a draft."""
-    scheduled = access.get_scheduled_send_for_user(user_of(request), scheduled_id)
+    scheduled = webmail_access.get_scheduled_send_for_user(user_of(request), scheduled_id)
     if not compose.cancel_scheduled(scheduled):
         return refused(request, "Too late: the message has been sent.", fallback="/", status=409)
     url = reverse("webmail:compose") + "?" + urlencode({"draft": scheduled.draft_id})
@@ -272,7 +273,7 @@ def scheduled_cancel(request: HttpRequest, scheduled_id: int) -> HttpResponse:
 @require_POST
 def scheduled_send_now(request: HttpRequest, scheduled_id: int) -> HttpResponse:
     """Send a scheduled message now (the page calls this when the undo window closes)."""
-    scheduled = access.get_scheduled_send_for_user(user_of(request), scheduled_id)
+    scheduled = webmail_access.get_scheduled_send_for_user(user_of(request), scheduled_id)
     now = max(timezone.now(), scheduled.send_at)
     compose.send_due_messages(ids=[scheduled.id], now=now)
     scheduled.refresh_from_db()

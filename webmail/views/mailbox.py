@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from mailcore import access
 from mailcore.models import Folder, Label, Message
+from webmail import access as webmail_access
 from webmail.models import ScheduledSend
 from webmail.pagination import keyset_page, newer_than
 from webmail.services.preferences import get_preferences
@@ -57,7 +58,7 @@ def _list_page(
     context.update(page=page, is_first_page=page.newer is None)
     scheduled_id = request.GET.get("scheduled", "")
     if scheduled_id.isdigit():
-        scheduled = access.get_scheduled_send_for_user(user_of(request), int(scheduled_id))
+        scheduled = webmail_access.get_scheduled_send_for_user(user_of(request), int(scheduled_id))
         if scheduled.state == ScheduledSend.State.PENDING:
             context["scheduled"] = scheduled
             context["scheduled_later"] = scheduled.send_at > timezone.now() + timedelta(minutes=1)

@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 
 from mailcore import access
 from mailcore.models import User
+from webmail import access as webmail_access
 from webmail.forms import IdentityForm, LabelForm, PreferencesForm
 from webmail.models import Identity, TrustedSender
 from webmail.services import preferences as service
@@ -92,7 +93,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Identity added.")
     elif section == "identity_remove":
         identity_id = request.POST.get("identity", "")
-        identity = access.get_identity_for_user(
+        identity = webmail_access.get_identity_for_user(
             user, int(identity_id) if identity_id.isdigit() else 0
         )
         service.remove_identity(identity)

@@ -3,7 +3,7 @@
 A draft is a message in the mailbox's Drafts folder, rebuilt as MIME on every save (autosave
 included); its attachment rows keep their ids while their part paths stay the same, so the
 compose page's attachment tokens survive a save. Sending lives in
-:mod:`mailcore.services.compose`.
+:mod:`webmail.services.compose`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from mailcore.services.compose_mime import (
 from mailcore.services.messages import delete_permanently, mailbox_user_ids
 from mailcore.services.realtime import Push, push_on_commit
 from mailcore.services.searchdoc import search_vector_expression
+from webmail import access as webmail_access
 from webmail.models import ScheduledSend, Upload
 
 
@@ -148,7 +149,7 @@ def resolve_attachments(user: User, tokens: Sequence[str]) -> list[AttachmentDat
         if not number.isdigit():
             raise Http404("No such attachment.")
         if kind == "u":
-            upload = access.get_upload_for_user(user, int(number))
+            upload = webmail_access.get_upload_for_user(user, int(number))
             result.append(
                 AttachmentData(upload.filename, upload.content_type, bytes(upload.data), upload.id)
             )

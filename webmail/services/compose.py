@@ -1,6 +1,6 @@
 """Sending mail from the webmail: scheduled and immediate sends, undo send.
 
-A message being written is a draft (:mod:`mailcore.services.drafts`). Sending makes a
+A message being written is a draft (:mod:`webmail.services.drafts`). Sending makes a
 :class:`webmail.models.ScheduledSend` row that comes due after the undo window (or at the chosen
 "send later" time); :func:`send_due_messages` claims due rows with a conditional ``UPDATE``,
 hands remote recipients to the outbound path (:func:`_hand_to_outbound`), delivers local ones
@@ -24,7 +24,12 @@ from django.utils import timezone
 from mailcore import mime
 from mailcore.models import Folder, Mailbox, Message, Thread, User
 from mailcore.services.compose_mime import ComposeError, DraftContent
-from mailcore.services.drafts import (
+from mailcore.services.inbound import InboundItem, Status, deliver_inbound
+from mailcore.services.outbound import SubmissionError, submit_outbound
+from mailcore.services.recipients import Target, Verdict, resolve_recipient
+from mailcore.services.searchdoc import search_vector_expression
+from webmail.models import ScheduledSend, Upload
+from webmail.services.drafts import (
     message_fields,
     push_folder_counts,
     replace_blob,
@@ -32,11 +37,6 @@ from mailcore.services.drafts import (
     save_draft,
     sync_attachments,
 )
-from mailcore.services.inbound import InboundItem, Status, deliver_inbound
-from mailcore.services.outbound import SubmissionError, submit_outbound
-from mailcore.services.recipients import Target, Verdict, resolve_recipient
-from mailcore.services.searchdoc import search_vector_expression
-from webmail.models import ScheduledSend, Upload
 
 log = logging.getLogger(__name__)
 
