@@ -25,6 +25,7 @@ from analytics.services.events import EventInput, record_events
 from config.metrics import count_if_database_error
 from mailcore import mime
 from mailcore.models import Attachment, Blob, Mailbox, Message, Thread
+from mailcore.services.messages import message_fields
 from mailcore.services.realtime import Push, push_on_commit
 from mailcore.services.recipients import Target
 from mailcore.services.searchdoc import search_vector_expression
@@ -274,29 +275,17 @@ def _recent_message_ids(
 
 
 def _message_row(one: _Prepared, target: Target, blob: Blob) -> Message:
-    parsed = one.parsed
-    sender = parsed.from_address
     return Message(
         organization_id=target.organization_id,
         mailbox_id=target.mailbox_id,
         folder_id=target.inbox_folder_id,
         blob=blob,
-        message_id=parsed.message_id[:255],
-        in_reply_to=parsed.in_reply_to[:255],
-        references=[ref[:255] for ref in parsed.references],
-        subject=parsed.subject,
-        from_name=(sender.name if sender else "")[:255],
-        from_address=(sender.address if sender else "")[:254],
-        to_addresses=[[a.name, a.address] for a in parsed.to[:100]],
-        cc_addresses=[[a.name, a.address] for a in parsed.cc[:100]],
+        message_id=one.parsed.message_id[:255],
         envelope_from=one.item.mail_from[:254],
         envelope_recipient=(one.item.recipients[0] if one.item.recipients else "")[:254],
-        sent_at=parsed.date,
         received_at=one.received_at,
-        size=len(one.raw),
-        snippet=parsed.snippet[:300],
-        has_attachments=any(not a.is_inline for a in parsed.attachments),
-        search_vector=search_vector_expression(parsed),
+        search_vector=search_vector_expression(one.parsed),
+        **message_fields(one.parsed, one.raw),
     )
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from mailcore import access
+from mailcore import access, mime
 from mailcore.models import (
     Blob,
     Folder,
@@ -45,6 +45,25 @@ class MessageActionError(ValueError):
 class MoveResult:
     moved: list[tuple[int, int]]  # (message id, folder it was in)
     undo_token: str
+
+
+def message_fields(parsed: mime.ParsedMessage, raw: bytes) -> dict[str, Any]:
+    """The columns of a message row that come from its parsed header and size (inbound mail,
+    drafts and Sent copies alike)."""
+    sender = parsed.from_address
+    return {
+        "in_reply_to": parsed.in_reply_to[:255],
+        "references": [ref[:255] for ref in parsed.references],
+        "subject": parsed.subject,
+        "from_name": (sender.name if sender else "")[:255],
+        "from_address": (sender.address if sender else "")[:254],
+        "to_addresses": [[a.name, a.address] for a in parsed.to[:100]],
+        "cc_addresses": [[a.name, a.address] for a in parsed.cc[:100]],
+        "sent_at": parsed.date,
+        "size": len(raw),
+        "snippet": parsed.snippet[:300],
+        "has_attachments": any(not a.is_inline for a in parsed.attachments),
+    }
 
 
 def mailbox_user_ids(mailbox_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:

@@ -25,12 +25,12 @@ from mailcore import mime
 from mailcore.models import Folder, Mailbox, Message, Thread, User
 from mailcore.services.compose_mime import ComposeError, DraftContent
 from mailcore.services.inbound import InboundItem, Status, deliver_inbound
+from mailcore.services.messages import message_fields
 from mailcore.services.outbound import SubmissionError, submit_outbound
 from mailcore.services.recipients import Target, Verdict, resolve_recipient
 from mailcore.services.searchdoc import search_vector_expression
 from webmail.models import ScheduledSend, Upload
 from webmail.services.drafts import (
-    message_fields,
     push_folder_counts,
     replace_blob,
     role_folder,

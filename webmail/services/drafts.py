@@ -30,7 +30,7 @@ from mailcore.services.compose_mime import (
     reply_recipients,
     reply_subject,
 )
-from mailcore.services.messages import delete_permanently, mailbox_user_ids
+from mailcore.services.messages import delete_permanently, mailbox_user_ids, message_fields
 from mailcore.services.realtime import Push, push_on_commit
 from mailcore.services.searchdoc import search_vector_expression
 from webmail import access as webmail_access
@@ -169,23 +169,6 @@ def resolve_attachments(user: User, tokens: Sequence[str]) -> list[AttachmentDat
 
 def role_folder(mailbox_id: int, role: Folder.Role) -> Folder:
     return Folder.objects.get(mailbox_id=mailbox_id, role=role)
-
-
-def message_fields(parsed: mime.ParsedMessage, raw: bytes) -> dict[str, object]:
-    sender = parsed.from_address
-    return {
-        "in_reply_to": parsed.in_reply_to[:255],
-        "references": [ref[:255] for ref in parsed.references],
-        "subject": parsed.subject,
-        "from_name": (sender.name if sender else "")[:255],
-        "from_address": (sender.address if sender else "")[:254],
-        "to_addresses": [[a.name, a.address] for a in parsed.to[:100]],
-        "cc_addresses": [[a.name, a.address] for a in parsed.cc[:100]],
-        "sent_at": parsed.date,
-        "size": len(raw),
-        "snippet": parsed.snippet[:300],
-        "has_attachments": any(not a.is_inline for a in parsed.attachments),
-    }
 
 
 def sync_attachments(message: Message, parsed: mime.ParsedMessage) -> None:
