@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, syntax
+from django.conf import settings
 
 from config.metrics import (
     SMTP_CONNECTIONS_REFUSED,
@@ -73,6 +74,15 @@ class ConnectionLimits:
             del self.per_ip[ip]
 
 
+def junk_command_limits() -> dict[str, int]:
+    """Per-connection budgets: commands that carry no mail (NOOP, VRFY, EXPN, HELP) are limited
+    like Postfix's ``smtpd_junk_command_limit``, so a client cannot hold a connection slot
+    forever by sending one every few seconds under the idle timeout; the 421 closes it. Mail
+    commands stay unlimited (a connection may carry thousands of transactions)."""
+    junk = settings.MAILROOM_SMTP_JUNK_COMMAND_LIMIT
+    return {"NOOP": junk, "VRFY": junk, "EXPN": junk, "HELP": junk, "*": 2**31}
+
+
 class MailroomSMTP(SMTP):
     service = "mx"  # the metrics label (docs/operations.md "Metrics")
 
@@ -84,6 +94,7 @@ class MailroomSMTP(SMTP):
         data_timeout: float,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("command_call_limit", junk_command_limits())
         super().__init__(handler, **kwargs)
         self.limits = limits
         self.data_timeout = data_timeout

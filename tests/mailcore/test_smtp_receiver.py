@@ -220,6 +220,30 @@ def test_idle_session_times_out(transactional_db: None) -> None:
         server.stop_thread()
 
 
+def test_a_session_of_junk_commands_is_closed_421(  # type: ignore[no-untyped-def]
+    transactional_db: None, alice: Mailbox, settings
+) -> None:
+    """NOOP every few seconds would hold a slot forever under the idle timeout: the junk
+    command budget closes the session, and mail commands are not counted."""
+    settings.MAILROOM_SMTP_JUNK_COMMAND_LIMIT = 3
+    server = Receiver(ReceiverConfig(host="127.0.0.1", port=0))
+    server.start_in_thread()
+    try:
+        sock = raw_session(server)
+        for _ in range(4):
+            sock.sendall(b"MAIL FROM:<d@remote.test>\r\nRSET\r\n")
+            assert [r[:3] for r in read_replies(sock, 2)] == [b"250", b"250"]
+        for _ in range(3):
+            sock.sendall(b"NOOP\r\n")
+            assert read_replies(sock, 1)[0].startswith(b"250")
+        sock.sendall(b"NOOP\r\n")
+        assert read_replies(sock, 1)[0].startswith(b"421 4.7.0 NOOP sent too many times")
+        assert sock.recv(1024) == b""
+        sock.close()
+    finally:
+        server.stop_thread()
+
+
 def test_slow_data_is_cut_off_at_the_data_deadline(transactional_db: None, alice: Mailbox) -> None:
     server = Receiver(ReceiverConfig(host="127.0.0.1", port=0, data_timeout=0.5))
     server.start_in_thread()
