@@ -1,6 +1,7 @@
 """The live dashboard's channel: operators join ``analytics.operators``, tenant staff
-``analytics.org.<id>``. The beat task ``analytics.tasks.broadcast_live`` sends one compact
-update per second to each group; this consumer only relays.
+``analytics.org.<id>``. The live publisher (analytics/services/publisher.py) sends compact
+updates to each group, within 0.25 s of new events and after every second (the beat task
+``analytics.tasks.broadcast_live`` when no publisher runs); this consumer only relays.
 """
 
 from __future__ import annotations

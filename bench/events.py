@@ -146,6 +146,7 @@ def ingest(url: str, args: argparse.Namespace) -> None:
     from analytics.models import EventRollup
     from analytics.services import live, rollups, tracking
     from analytics.services.events import record_event
+    from analytics.services.publisher import is_publisher_running
 
     port = free_port()
     env = {
@@ -195,6 +196,8 @@ def ingest(url: str, args: argparse.Namespace) -> None:
         rollup_marks: dict[int, float] = {}
         rollup_lags: list[float] = []
 
+        live_ready = threading.Event()
+
         def broadcaster() -> None:
             if args.live == "publisher":  # its own process, as in production
                 publisher = subprocess.Popen(
@@ -203,10 +206,16 @@ def ingest(url: str, args: argparse.Namespace) -> None:
                     env=env,
                     stdout=subprocess.DEVNULL,
                 )
+                for _ in range(300):  # running (as in production) before the load starts
+                    if is_publisher_running() or publisher.poll() is not None:
+                        break
+                    time.sleep(0.1)
+                live_ready.set()
                 stop.wait()
                 publisher.terminate()
                 publisher.wait(timeout=10)
                 return
+            live_ready.set()
             while not stop.is_set():
                 live.broadcast_live_update()
                 stop.wait(1.0 - time.time() % 1.0)
@@ -233,6 +242,7 @@ def ingest(url: str, args: argparse.Namespace) -> None:
         )
         for thread in threads:
             thread.start()
+        live_ready.wait(60)
         spawn = multiprocessing.get_context("spawn")
         results: multiprocessing.Queue = spawn.Queue()
         worker = spawn.Process(

@@ -21,6 +21,7 @@ without one it remains the once-a-second fallback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -29,6 +30,8 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+from channels.layers import get_channel_layer
 
 from analytics.services import live
 
@@ -71,6 +74,11 @@ class LivePublisher:
         self.last_push = -math.inf
         self.next_tick = self._tick_after(clock())
         self.token = uuid.uuid4().hex
+        self.send: Callable[[str, dict[str, Any]], Any] | None = None  # set by run()
+        # Final per-second/minute counts kept between snapshots (reset each minute, so tenants
+        # that went quiet are forgotten): a push reads ~4 hashes per group, not 120.
+        self.memo: live.FinalBuckets = {}
+        self.memo_reset_at = math.floor(clock() / 60) * 60 + 60
 
     def _tick_after(self, now: float) -> float:
         period = self.tick_seconds
@@ -91,13 +99,16 @@ class LivePublisher:
         """Send what is due at ``now``; returns the tenants pushed to (``[]``: operators only;
         ``None``: nothing was due). The per-second tick sends to every active tenant."""
         now = self.clock() if now is None else now
+        if now >= self.memo_reset_at:
+            self.memo, self.memo_reset_at = {}, math.floor(now / 60) * 60 + 60
+        options: dict[str, Any] = {"send": self.send, "memo": self.memo}
         if now >= self.next_tick:
-            self.broadcast(now)
+            self.broadcast(now, **options)
             self.next_tick = self._tick_after(now)
             pushed = sorted(self.pending)
         elif self.pending and now >= self.last_push + self.min_gap:
             pushed = sorted(self.pending)
-            self.broadcast(now, organizations=pushed)
+            self.broadcast(now, organizations=pushed, **options)
         else:
             return None
         self.pending.clear()
@@ -118,7 +129,24 @@ class LivePublisher:
             redis.delete(live.PUBLISHER_KEY)
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until ``stop`` is set. Survives Redis outages (retries every second)."""
+        """Publish until ``stop`` is set. Survives Redis outages (retries every second).
+
+        Sends go through one event loop kept for the whole run, so the channel layer's Redis
+        connections are reused (``async_to_sync`` per send would set up a loop each time).
+        """
+        loop = asyncio.new_event_loop()
+        layer = get_channel_layer()
+        if layer is not None:
+            self.send = lambda group, message: loop.run_until_complete(
+                layer.group_send(group, message)
+            )
+        try:
+            self._run(stop)
+        finally:
+            self.send = None
+            loop.close()  # channels_redis closes this loop's connections on close
+
+    def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             pubsub: Any = None
             try:

@@ -38,7 +38,8 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[float, list[int] | None]] = []
 
-    def __call__(self, now: float, organizations: list[int] | None = None) -> int:
+    def __call__(self, now: float, organizations: list[int] | None = None, **options) -> int:  # type: ignore[no-untyped-def]
+        assert set(options) == {"send", "memo"}
         self.calls.append((now, organizations))
         return 1
 
@@ -108,3 +109,23 @@ async def test_an_event_reaches_the_operators_group_without_waiting_for_a_tick()
         thread.join(5)
     assert not thread.is_alive()
     assert await database_sync_to_async(is_publisher_running)() is False  # lease given back
+
+
+@pytest.mark.django_db
+def test_snapshots_with_the_memo_of_final_buckets_equal_fresh_reads() -> None:
+    now = 1_800_000_030.5  # 30.5 s into a minute
+    for back in (0, 1, 2, 5, 59, 61, 300):
+        live.bump_counters(Counter({(3, "delivered"): back + 1, (3, "opened"): 1}), now - back)
+    memo: live.FinalBuckets = {}
+    first = live.build_snapshot(3, now, memo)
+    assert first == live.build_snapshot(3, now)
+    assert first["hour"]["delivered"] == sum(b + 1 for b in (0, 1, 2, 5, 59, 61, 300))
+    # Final seconds (ended more than SETTLE_SECONDS ago) and minutes are kept; open ones are not.
+    assert len(memo["live:s:3"]) == 60 - 1 - live.SETTLE_SECONDS
+    assert len(memo["live:m:3"]) == 59
+    # New events land in the open buckets, which are read again each time.
+    live.bump_counters(Counter({(3, "delivered"): 1000}), now)
+    later = live.build_snapshot(3, now + 0.4, memo)
+    assert later == live.build_snapshot(3, now + 0.4)
+    assert later["hour"]["delivered"] == first["hour"]["delivered"] + 1000
+    assert later["series"]["delivered"][-1] == 1001
