@@ -42,7 +42,7 @@ def tracking_of(domain: Domain) -> TrackingSettings:
     """The domain's settings; reads ``domain.tracking`` (load lists with
     ``select_related("tracking")`` to avoid a query per domain)."""
     try:
-        row = domain.tracking  # type: ignore[attr-defined]
+        row = domain.tracking
     except ObjectDoesNotExist:
         row = None
     return _from_row(row)
@@ -62,5 +62,5 @@ def set_domain_tracking(domain: Domain, changes: dict[str, bool]) -> TrackingSet
         for name, value in fields.items():
             setattr(row, name, value)
         row.save(update_fields=[*fields, "updated_at"])
-    domain.tracking = row  # type: ignore[attr-defined]
+    domain.tracking = row
     return _from_row(row)

@@ -114,7 +114,11 @@ def _fill_chunk(resolution: str, start: datetime, end: datetime) -> None:
                 " WHERE resolution = %s AND bucket >= %s AND bucket < %s",
                 [resolution, start, end],
             )
-            params = {"start": start, "end": end, "resolution": resolution}
+            params: dict[str, str | datetime] = {
+                "start": start,
+                "end": end,
+                "resolution": resolution,
+            }
             if resolution == "minute":
                 cursor.execute(MINUTES_FROM_EVENTS, params)
             else:
