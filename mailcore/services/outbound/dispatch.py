@@ -224,17 +224,26 @@ WHERE m.id = ANY(%s)
 
 def _load_messages(cursor, ids: set[int]) -> dict[int, ClaimedMessage]:  # type: ignore[no-untyped-def]
     cursor.execute(_MESSAGES_SQL, [LARGE_MESSAGE_BYTES, list(ids)])
-    return {
-        row[0]: ClaimedMessage(
-            *row[:8],
-            bytes(row[8]) if row[8] is not None else None,
-            is_tracked=row[9] or row[10] or row[11],
-            track_opens=row[9],
-            track_clicks=row[10],
-            track_unsubscribes=row[11],
+    messages = {}
+    for row in cursor.fetchall():
+        (id_, organization_id, domain_id, domain_name, mail_from, message_id, size, tags,
+         data, track_opens, track_clicks, track_unsubscribes) = row  # fmt: skip
+        messages[id_] = ClaimedMessage(
+            id_,
+            organization_id,
+            domain_id,
+            domain_name,
+            mail_from,
+            message_id,
+            size,
+            tags,
+            bytes(data) if data is not None else None,
+            is_tracked=track_opens or track_clicks or track_unsubscribes,
+            track_opens=track_opens,
+            track_clicks=track_clicks,
+            track_unsubscribes=track_unsubscribes,
         )
-        for row in cursor.fetchall()
-    }
+    return messages
 
 
 def load_raw(message_id: int) -> bytes:
