@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from analytics.services.domain_tracking import TrackingSettings, set_domain_tracking, tracking_of
 from mailcore.models import Domain, Mailbox
-from mailcore.services.outbound import dispatch
+from mailcore.services.outbound import dispatch, submit_outbound
 from tests.mailcore import test_outbound_delivery
 from tests.mailcore.outbound_peer import PeerHandler
 from tests.mailcore.test_outbound_delivery import run, send
@@ -85,6 +85,23 @@ def test_a_domain_without_settings_tracks_nothing(alice: Mailbox, peer: PeerHand
     send(alice, "dana@remote.test", raw=HTML)
     run()
     assert _delivered(peer) == {"dana@remote.test": (False, False, False)}
+
+
+def test_webmail_mail_is_never_tracked_by_the_domain(alice: Mailbox, peer: PeerHandler) -> None:
+    set_domain_tracking(alice.domain, {"open": True, "click": True, "unsubscribe": True})
+    submit_outbound(
+        organization_id=alice.organization_id,
+        mail_from="alice@example.test",
+        recipients=["dana@remote.test"],
+        raw=HTML,
+        source="webmail",
+    )
+    send(alice, "erin@remote.test", raw=HTML)  # the same domain over the API: tracked
+    run()
+    assert _delivered(peer) == {
+        "dana@remote.test": (False, False, False),
+        "erin@remote.test": (True, True, True),
+    }
 
 
 def test_claim_resolves_tracking_in_one_query_for_any_number_of_messages(

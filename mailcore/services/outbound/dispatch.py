@@ -207,7 +207,9 @@ def _mark_suppressed(cursor, rows: list[tuple], now: datetime) -> None:  # type:
 
 
 # The message's tracking choice wins; NULL there means its domain's setting (analytics app's
-# DomainTracking, absent = off). Resolved in the same query that loads the messages.
+# DomainTracking, absent = off). Resolved in the same query that loads the messages. The
+# domain's settings are for integrators' mail (API, SMTP submission): a person's mail written
+# in the webmail is never tracked.
 _MESSAGES_SQL = """
 SELECT m.id, m.organization_id, m.domain_id, dom.name, m.mail_from, m.message_id, m.size, m.tags,
        CASE WHEN m.size <= %s THEN b.data END,
@@ -217,7 +219,7 @@ SELECT m.id, m.organization_id, m.domain_id, dom.name, m.mail_from, m.message_id
 FROM mailcore_outboundmessage m
 JOIN mailcore_blob b ON b.id = m.blob_id
 JOIN mailcore_domain dom ON dom.id = m.domain_id
-LEFT JOIN analytics_domaintracking t ON t.domain_id = m.domain_id
+LEFT JOIN analytics_domaintracking t ON t.domain_id = m.domain_id AND m.source <> 'webmail'
 WHERE m.id = ANY(%s)
 """
 
