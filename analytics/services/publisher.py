@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.layers import get_channel_layer
+from django.db import close_old_connections
 
 from analytics.services import live
 
@@ -184,6 +185,7 @@ class LivePublisher:
                 if message.get("type") == "message":
                     self.note(message["data"])
                 message = pubsub.get_message(timeout=0.0)
+            close_old_connections()  # snapshots read queue figures from the database
             self.publish_due()
 
 
