@@ -19,13 +19,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.utils import timezone
 
 from analytics.services.events import EventInput, record_events
@@ -94,6 +96,8 @@ ORDER BY d.next_attempt_at
 LIMIT %s
 FOR UPDATE OF d SKIP LOCKED
 """
+# One row of _CLAIM_SQL, in its column order.
+_Row = tuple[Any, ...]
 
 
 def claim_due_deliveries(
@@ -113,6 +117,7 @@ def claim_due_deliveries(
     lease = timedelta(seconds=lease_seconds or settings.MAILROOM_OUTBOUND_LEASE_SECONDS)
     claim = Claim(lease_token)
     with transaction.atomic(), connection.cursor() as cursor:
+        params: list[datetime | list[int]]
         extra, params = "", [now]
         if ids is not None:
             extra, params = "AND d.id = ANY(%s)", [now, list(ids)]
@@ -148,7 +153,7 @@ def claim_due_deliveries(
     return claim
 
 
-def _suppressed(cursor, rows: list[tuple]) -> set[int]:  # type: ignore[no-untyped-def,type-arg]
+def _suppressed(cursor: CursorWrapper, rows: list[_Row]) -> set[int]:
     cursor.execute(
         "SELECT domain_id, address FROM mailcore_suppression"
         " WHERE (domain_id, address) IN (SELECT * FROM unnest(%s::bigint[], %s::text[]))",
@@ -158,10 +163,12 @@ def _suppressed(cursor, rows: list[tuple]) -> set[int]:  # type: ignore[no-untyp
     return {row[0] for row in rows if (row[8], row[2]) in pairs} if pairs else set()
 
 
-def _limited_groups(rows, suppressed, now, later):  # type: ignore[no-untyped-def]
+def _limited_groups(
+    rows: list[_Row], suppressed: set[int], now: datetime, later: dict[datetime, list[int]]
+) -> Iterator[list[_Row]]:
     """Rows that fit the sending quotas and destination rates, per destination; the rest are
     added to ``later`` (retry moment -> ids)."""
-    by_sender: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    by_sender: dict[str, list[_Row]] = defaultdict(list)
     for row in rows:
         if row[0] not in suppressed:
             by_sender["" if row[4] else row[9]].append(row)
@@ -173,7 +180,7 @@ def _limited_groups(rows, suppressed, now, later):  # type: ignore[no-untyped-de
         allowed = throttle.take_sending_quota(sender, len(group), now)
         fitting.extend(group[:allowed])
         later[throttle.next_quota_window(now)].extend(row[0] for row in group[allowed:])
-    by_route: dict[str, list[tuple]] = defaultdict(list)  # type: ignore[type-arg]
+    by_route: dict[str, list[_Row]] = defaultdict(list)
     for row in fitting:
         by_route[route_for(row[3], is_local=row[4]).key].append(row)
     for route_key, group in by_route.items():
@@ -186,7 +193,7 @@ def _limited_groups(rows, suppressed, now, later):  # type: ignore[no-untyped-de
         yield group[:allowed]
 
 
-def _mark_suppressed(cursor, rows: list[tuple], now: datetime) -> None:  # type: ignore[no-untyped-def,type-arg]
+def _mark_suppressed(cursor: CursorWrapper, rows: list[_Row], now: datetime) -> None:
     cursor.execute(
         "UPDATE mailcore_delivery SET status = 'suppressed', updated_at = %s,"
         " reply = 'Recipient is on the suppression list' WHERE id = ANY(%s)",
@@ -224,7 +231,7 @@ WHERE m.id = ANY(%s)
 """
 
 
-def _load_messages(cursor, ids: set[int]) -> dict[int, ClaimedMessage]:  # type: ignore[no-untyped-def]
+def _load_messages(cursor: CursorWrapper, ids: set[int]) -> dict[int, ClaimedMessage]:
     cursor.execute(_MESSAGES_SQL, [LARGE_MESSAGE_BYTES, list(ids)])
     messages = {}
     for row in cursor.fetchall():
