@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import compat32
+from typing import cast
 
 ADDRESS_RE = re.compile(
     r"(?<![\w.+=/-])([a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -189,7 +190,8 @@ def parse_message(raw: bytes) -> Parsed:
         if part.is_multipart() and ctype.startswith("multipart/"):
             children = part.get_payload()
             if isinstance(children, list):
-                stack[0:0] = [(child, inside_original) for child in children]
+                # A multipart payload parsed with compat32 is a list of Message objects.
+                stack[0:0] = [(child, inside_original) for child in cast("list[Message]", children)]
             continue
         if ctype in ("message/rfc822", "message/rfc822-headers", "message/partial") or (
             ctype == "text/rfc822-headers"

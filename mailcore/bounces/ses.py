@@ -45,7 +45,7 @@ def parse_notification(data: dict[str, Any]) -> tuple[str, list[BounceRecipient]
     if kind == "delivery":
         delivery = data.get("delivery") or {}
         response = str(delivery.get("smtpResponse", ""))
-        status = find_status(response) or "2.0.0"
+        status: str | None = find_status(response) or "2.0.0"
         return "delivered", [
             BounceRecipient(
                 address=str(address).lower(),
