@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
+from typing import cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -299,12 +300,12 @@ def _assign_threads(rows: list[tuple[int, Target, _Prepared, Message]]) -> None:
     }
     known: dict[tuple[int, str], int] = {}
     if wanted:
-        for mailbox_id, message_id, thread_id in Message.objects.filter(
+        for mailbox_id, message_id, known_thread_id in Message.objects.filter(
             mailbox_id__in={m for m, _ in wanted},
             message_id__in={r for _, r in wanted},
             thread__isnull=False,
         ).values_list("mailbox_id", "message_id", "thread_id"):
-            known[(mailbox_id, message_id)] = thread_id
+            known[(mailbox_id, message_id)] = known_thread_id
     pending: dict[tuple[int, str], Thread] = {}  # threads started in this batch
     new_threads: list[Thread] = []
     grown: dict[int, tuple[int, datetime]] = {}
@@ -346,8 +347,8 @@ def _assign_threads(rows: list[tuple[int, Target, _Prepared, Message]]) -> None:
         if parsed.message_id:
             if message.thread_id is not None:
                 known[(target.mailbox_id, parsed.message_id)] = message.thread_id
-            else:
-                pending[(target.mailbox_id, parsed.message_id)] = message.thread  # type: ignore[assignment]
+            else:  # no thread id yet: message.thread is the unsaved thread set above
+                pending[(target.mailbox_id, parsed.message_id)] = cast(Thread, message.thread)
     Thread.objects.bulk_create(new_threads)
     for _, _, _, message in rows:
         if message.thread is not None and message.thread_id is None:

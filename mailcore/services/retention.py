@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -130,7 +130,9 @@ def run_retention(
             cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_ID])
 
 
-def _run_kind(kind: Kind, policy: Policy, now: datetime, budget: _Budget, *, dry_run: bool):  # type: ignore[no-untyped-def]
+def _run_kind(
+    kind: Kind, policy: Policy, now: datetime, budget: _Budget, *, dry_run: bool
+) -> RetentionRun:
     days = policy.days(kind)
     run = RetentionRun(
         kind=kind,
@@ -184,7 +186,7 @@ def _folder_chunks(role: str) -> Iterator[list[int]]:
         last = chunk[-1]
 
 
-def _old_messages(folder_ids: list[int], cutoff: datetime):  # type: ignore[no-untyped-def]
+def _old_messages(folder_ids: list[int], cutoff: datetime) -> QuerySet[Message]:
     # The alias matches the msg_folder_entered expression index.
     return (
         Message.objects.filter(folder_id__in=folder_ids)
@@ -223,7 +225,7 @@ def _purge_folders(
                 break
 
 
-def _count_messages(candidates, tally: _Tally) -> None:  # type: ignore[no-untyped-def]
+def _count_messages(candidates: QuerySet[Message], tally: _Tally) -> None:
     """What a real run would remove: the messages, and the blobs only they use."""
     tally.rows += candidates.count()
     blob_ids = candidates.values("blob_id")
@@ -240,18 +242,24 @@ def _count_messages(candidates, tally: _Tally) -> None:  # type: ignore[no-untyp
     tally.bytes += totals["size"]
 
 
-def purge_trash(cutoff, tally, budget, batch, *, dry_run):  # type: ignore[no-untyped-def]
+def purge_trash(
+    cutoff: datetime, tally: _Tally, budget: _Budget, batch: int, *, dry_run: bool
+) -> None:
     _purge_folders(Folder.Role.TRASH, cutoff, tally, budget, batch, dry_run=dry_run)
 
 
-def purge_spam(cutoff, tally, budget, batch, *, dry_run):  # type: ignore[no-untyped-def]
+def purge_spam(
+    cutoff: datetime, tally: _Tally, budget: _Budget, batch: int, *, dry_run: bool
+) -> None:
     _purge_folders(Folder.Role.JUNK, cutoff, tally, budget, batch, dry_run=dry_run)
 
 
 # --- Events -------------------------------------------------------------------------------------
 
 
-def purge_events(cutoff, tally, budget, batch, *, dry_run):  # type: ignore[no-untyped-def]
+def purge_events(
+    cutoff: datetime, tally: _Tally, budget: _Budget, batch: int, *, dry_run: bool
+) -> None:
     """Drop the daily partitions entirely older than the cutoff's day (no row deletes)."""
     day = cutoff.astimezone(UTC).date()
     if dry_run:
@@ -275,14 +283,16 @@ def _first_id_at_or_after(table: str, cutoff: datetime) -> int | None:
     return row[0] if row else None
 
 
-def _below(table: str, cutoff: datetime, alias: str) -> tuple[str, list[object]]:
+def _below(table: str, cutoff: datetime, alias: str) -> tuple[str, list[int | datetime]]:
     boundary = _first_id_at_or_after(table, cutoff)
     if boundary is None:
         return f"{alias}.created_at < %s", [cutoff]
     return f"{alias}.id < %s AND {alias}.created_at < %s", [boundary, cutoff]
 
 
-def purge_webhook_logs(cutoff, tally, budget, batch, *, dry_run):  # type: ignore[no-untyped-def]
+def purge_webhook_logs(
+    cutoff: datetime, tally: _Tally, budget: _Budget, batch: int, *, dry_run: bool
+) -> None:
     table = WebhookDelivery._meta.db_table
     where, params = _below(table, cutoff, "w")
     with connection.cursor() as cursor:
@@ -310,7 +320,9 @@ WHERE m.id > %s AND {where}
 """
 
 
-def purge_outbound(cutoff, tally, budget, batch, *, dry_run):  # type: ignore[no-untyped-def]
+def purge_outbound(
+    cutoff: datetime, tally: _Tally, budget: _Budget, batch: int, *, dry_run: bool
+) -> None:
     """Outbound messages whose every delivery is final, with their deliveries and attempts."""
     where, params = _below(OutboundMessage._meta.db_table, cutoff, "m")
     finished = _FINISHED_OUTBOUND.format(where=where)

@@ -49,7 +49,8 @@ class WeightedTsvector(Expression):
         super().__init__()
         self.texts = texts
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[str]]:
+    # The stub wants tuple params; Django 5.2's own Func.as_sql returns a list, as this does.
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[str]]:  # type: ignore[override]
         parts = [
             f"setweight(to_tsvector('{CONFIG}'::regconfig, %s), '{weight}')"
             for weight in self.texts
