@@ -5,7 +5,7 @@ by itself."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -49,7 +49,7 @@ class AttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
     fields = ["finished_at", "outcome", "reply_code", "enhanced_status", "reply", "remote_host",
               "is_tls"]  # fmt: skip
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # the stub types fields as nested groups
     ordering = ["finished_at"]
     show_change_link = False
 
@@ -57,23 +57,23 @@ class AttemptInline(ReadOnlyInline):
 class DeliveryInline(ReadOnlyInline):
     model = Delivery
     fields = ["recipient", "status", "attempt_count", "next_attempt_at", "reply"]
-    readonly_fields = fields
+    readonly_fields = cast("list[str]", fields)  # the stub types fields as nested groups
 
 
 @admin.action(description="Retry now")
-def retry_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:  # type: ignore[type-arg]
+def retry_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
     ids = _delivery_ids(queryset)
     changed = retry_now(ids)
     modeladmin.message_user(request, f"{changed} deliveries will be retried now.")
 
 
 @admin.action(description="Cancel unsent deliveries")
-def cancel_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:  # type: ignore[type-arg]
+def cancel_selected(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> None:
     changed = cancel_deliveries(_delivery_ids(queryset))
     modeladmin.message_user(request, f"{changed} deliveries cancelled.")
 
 
-def _delivery_ids(queryset: QuerySet) -> list[int]:  # type: ignore[type-arg]
+def _delivery_ids(queryset: QuerySet) -> list[int]:
     if queryset.model is OutboundMessage:
         return list(Delivery.objects.filter(message__in=queryset).values_list("id", flat=True))
     return list(queryset.values_list("id", flat=True))
@@ -176,7 +176,7 @@ class ImportForm(forms.Form):
 @admin.action(description="Export selected as CSV")
 def export_selected(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
-) -> HttpResponse:  # type: ignore[type-arg]
+) -> HttpResponse:
     return _csv_response(export_suppressions_csv(queryset=queryset))
 
 
@@ -243,7 +243,7 @@ class DkimKeyForm(forms.ModelForm):
 @admin.action(description="Make the selected key the signing key")
 def activate_selected(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
-) -> None:  # type: ignore[type-arg]
+) -> None:
     for key in queryset:
         dkim.activate_key(key)
     modeladmin.message_user(request, f"{len(queryset)} keys activated.")
@@ -260,12 +260,16 @@ class DkimKeyAdmin(admin.ModelAdmin):
                        "retired_at"]  # fmt: skip
     actions = [activate_selected]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm[Any]]:
         if obj is None:
             kwargs["form"] = DkimKeyForm
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(
+        self, request: HttpRequest, obj: Any = None
+    ) -> list[str | list[str] | tuple[str, ...]]:
         if obj is None:
             return ["domain", "selector"]
         return ["domain", "selector", *self.readonly_fields]
