@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 
@@ -82,7 +83,7 @@ class Receiver:
         tls_context = self._tls_context()
 
         def factory() -> MailroomSMTP:
-            options = {
+            options: dict[str, Any] = {
                 "limits": self.limits,
                 "data_timeout": self.config.data_timeout,
                 "data_size_limit": self.config.max_message_size,

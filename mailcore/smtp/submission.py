@@ -12,7 +12,7 @@ import asyncio
 import ipaddress
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from django.conf import settings
@@ -51,7 +51,7 @@ def _check_credentials(username: str, password: str, ip: str) -> User | None:
         except ValueError:
             cache.set(key, 1, timeout=FAILURE_WINDOW_SECONDS)
         return None
-    return user  # type: ignore[return-value]
+    return user
 
 
 def sender_addresses(user: User) -> set[str]:
@@ -131,7 +131,8 @@ class SubmissionHandler:
     async def handle_MAIL(
         self, server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        user: User = session.auth_data
+        # aiosmtpd leaves auth_data untyped (None until AUTH); check_auth stored the User there.
+        user = cast(User, session.auth_data)
         address = normalize_address(address)
         loop = asyncio.get_running_loop()
         allowed = await loop.run_in_executor(self.executor, _allowed_senders, user)
@@ -161,10 +162,10 @@ class SubmissionHandler:
             queue_id = await loop.run_in_executor(
                 self.executor,
                 _submit,
-                session.auth_data.pk,
+                cast(User, session.auth_data).pk,
                 envelope.mail_from or "",
                 list(envelope.rcpt_tos),
-                envelope.content,
+                cast(bytes, envelope.content),  # decode_data is off: the content is bytes
             )
         except SubmissionError as exc:
             return f"554 5.6.0 Message refused: {exc}"
