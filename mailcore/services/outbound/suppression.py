@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from mailcore.models import Domain, Suppression
 from mailcore.services.recipients import normalize_address
@@ -94,7 +95,9 @@ def remove_suppression(domain: Domain, address: str) -> bool:
     return deleted > 0
 
 
-def export_suppressions_csv(domain: Domain | None = None, queryset=None) -> str:  # type: ignore[no-untyped-def]
+def export_suppressions_csv(
+    domain: Domain | None = None, queryset: QuerySet[Suppression] | None = None
+) -> str:
     """CSV with a header row: address, reason, source, detail, created_at (+ domain if mixed)."""
     rows = queryset if queryset is not None else Suppression.objects.filter(domain=domain)
     out = io.StringIO()

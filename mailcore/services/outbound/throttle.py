@@ -20,10 +20,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from config.metrics import count_redis_error
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ class Limits:
     per_minute: int  # 0 = unlimited
 
 
-def _client():  # type: ignore[no-untyped-def]
+def _client() -> Redis:
     from django_redis import get_redis_connection
 
     return get_redis_connection("default")
