@@ -20,7 +20,7 @@ def dispatch_outbound() -> int:
     options = DispatchOptions(idle_seconds=1.0, max_seconds=PASS_SECONDS)
     with shutdown.stoppable(options.stop):  # a worker's warm shutdown stops it early
         stats = run_dispatcher(options)
-    if stats.claimed and dispatch.has_pending_work():
+    if stats.claimed and not options.stop.is_set() and dispatch.has_pending_work():
         dispatch_outbound.delay()  # no transaction here: the work is already committed
     return stats.claimed
 

@@ -38,6 +38,7 @@ def _env(peer_port: int) -> dict[str, str]:
         "MAILROOM_OUTBOUND_LEASE_SECONDS": str(LEASE_SECONDS),
         "MAILROOM_OUTBOUND_CONNECTIONS": "4",
         "MAILROOM_OUTBOUND_BATCH_SIZE": "20",
+        "PYTHONFAULTHANDLER": "1",
     }
 
 
@@ -94,9 +95,14 @@ def test_sigterm_finishes_transactions_in_flight_and_releases_the_rest(
         try:
             output, _ = worker.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            output, _ = worker.communicate()
-            raise AssertionError(output.decode(errors="replace")[-4000:]) from None
+            # SIGABRT makes every process of the worker print its threads' stacks (faulthandler).
+            os.killpg(worker.pid, signal.SIGABRT)
+            try:
+                output, _ = worker.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                output, _ = worker.communicate()
+            raise AssertionError(output.decode(errors="replace")[-8000:]) from None
         took = time.monotonic() - signalled
     finally:
         if worker.poll() is None:

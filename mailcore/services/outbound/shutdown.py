@@ -58,8 +58,26 @@ def request_stop() -> int:
         return len(_running)
 
 
+_handling = [False]
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    request_stop()
+    """Set every running dispatcher's stop event, without taking ``_lock``.
+
+    A handler runs on the main thread between any two bytecodes, so it must never wait for a
+    lock its own thread may hold: SIGTERM can land inside ``stoppable``'s locked block, or twice
+    in a row (a supervisor signals the process group and Celery's main process forwards its
+    own), and the second would wait forever inside the first. Copying the set into a tuple is
+    one step under the GIL; a nested call returns at once because the outer one does the work.
+    """
+    if _handling[0]:
+        return
+    _handling[0] = True
+    try:
+        for stop in tuple(_running):
+            stop.set()
+    finally:
+        _handling[0] = False
 
 
 def stop_worker_dispatchers() -> int:
