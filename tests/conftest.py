@@ -42,7 +42,8 @@ def _clean_redis() -> Iterator[None]:
     with its test database's name and stops at once when it finds another live run's mark.
     """
     redis = get_redis_connection("default")
-    ours = settings.DATABASES["default"]["TEST"]["NAME"].encode()
+    database = settings.DATABASES["default"]
+    ours = str(database.get("TEST", {}).get("NAME") or database["NAME"]).encode()
     other = redis.get(RUN_MARKER_KEY)
     if other is not None and other != ours:
         pytest.exit(
