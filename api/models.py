@@ -15,7 +15,7 @@ class Scope(models.TextChoices):
     EVENTS = "events", "Read events and stats"
     SUPPRESSIONS = "suppressions", "Manage suppressions"
     WEBHOOKS = "webhooks", "Manage webhooks"
-    DOMAINS = "domains", "Read domains"
+    DOMAINS = "domains", "Read domains, verify DNS and change tracking settings"
 
 
 class ApiKey(models.Model):
