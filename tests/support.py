@@ -116,3 +116,23 @@ def start_receiver_process(
             time.sleep(0.1)
     process.kill()
     raise RuntimeError("receiver did not start")
+
+
+def read_line(sock: socket.socket) -> bytes:
+    """One reply line from a raw SMTP socket (empty when the server closed it)."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def smtp_command(sock: socket.socket, line: bytes) -> bytes:
+    """Send one command; returns the last line of its (possibly multi-line) reply."""
+    sock.sendall(line + b"\r\n")
+    reply = read_line(sock)
+    while reply[3:4] == b"-":
+        reply = read_line(sock)
+    return reply

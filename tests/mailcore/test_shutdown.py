@@ -11,25 +11,7 @@ import pytest
 from mailcore.models import Message
 from mailcore.services.provisioning import create_mailbox
 from tests.factories import PASSWORD, make_email
-from tests.support import ROOT, free_port, start_receiver_process
-
-
-def read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def command(sock: socket.socket, line: bytes) -> bytes:
-    sock.sendall(line + b"\r\n")
-    reply = read_line(sock)
-    while reply[3:4] == b"-":
-        reply = read_line(sock)
-    return reply
+from tests.support import ROOT, free_port, read_line, smtp_command, start_receiver_process
 
 
 @pytest.mark.django_db(transaction=True)
@@ -43,16 +25,16 @@ def test_sigterm_finishes_data_in_flight_and_refuses_new_transactions() -> None:
         idle = socket.create_connection(("127.0.0.1", port), timeout=10)
         for sock in (busy, idle):
             read_line(sock)
-            command(sock, b"EHLO client.test")
-        assert command(busy, b"MAIL FROM:<dana@remote.test>").startswith(b"250")
-        assert command(busy, f"RCPT TO:<{address}>".encode()).startswith(b"250")
-        assert command(busy, b"DATA").startswith(b"354")
+            smtp_command(sock, b"EHLO client.test")
+        assert smtp_command(busy, b"MAIL FROM:<dana@remote.test>").startswith(b"250")
+        assert smtp_command(busy, f"RCPT TO:<{address}>".encode()).startswith(b"250")
+        assert smtp_command(busy, b"DATA").startswith(b"354")
         raw = make_email(subject="in flight")
         busy.sendall(raw[:50])  # mid-DATA when the signal arrives
 
         process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        assert command(idle, b"MAIL FROM:<dana@remote.test>").startswith(b"421 4.3.2")
+        assert smtp_command(idle, b"MAIL FROM:<dana@remote.test>").startswith(b"421 4.3.2")
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", port), timeout=2).recv(10)
 

@@ -18,7 +18,7 @@ import pytest
 
 from mailcore.models import Mailbox, Message
 from tests.resilience.clients import outgoing
-from tests.support import free_port, start_receiver_process
+from tests.support import free_port, read_line, start_receiver_process
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.resilience]
 
@@ -46,16 +46,6 @@ def connect(port: int, source: str) -> socket.socket:
     sock.bind((source, 0))
     sock.connect(("127.0.0.1", port))
     return sock
-
-
-def read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def send_normal_message(port: int, key: str) -> None:
