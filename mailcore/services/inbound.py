@@ -142,8 +142,6 @@ def _store_batch(batch: list[_Prepared]) -> list[InboundOutcome]:
     ]
     with transaction.atomic():
         admitted = _reserve_quota(batch, outcomes)
-        cutoff = timezone.now() - timedelta(seconds=settings.MAILROOM_INBOUND_DEDUPE_SECONDS)
-        seen = _recent_message_ids(admitted, cutoff)
         blobs = Blob.objects.bulk_create(
             Blob(
                 organization_id=one.item.targets[0].organization_id,
@@ -156,13 +154,7 @@ def _store_batch(batch: list[_Prepared]) -> list[InboundOutcome]:
         )
         rows: list[tuple[int, Target, _Prepared, Message]] = []
         for (index, one, targets), blob in zip(admitted, blobs, strict=True):
-            for target in targets:
-                key = (target.mailbox_id, one.parsed.message_id)
-                if one.parsed.message_id and key in seen:
-                    outcomes[index].duplicate_count += 1
-                    continue
-                seen.add(key)
-                rows.append((index, target, one, _message_row(one, target, blob)))
+            rows.extend((index, target, one, _message_row(one, target, blob)) for target in targets)
         _assign_threads(rows)
         messages = Message.objects.bulk_create(row[3] for row in rows)
         Attachment.objects.bulk_create(
@@ -216,7 +208,10 @@ def _store_batch(batch: list[_Prepared]) -> list[InboundOutcome]:
 def _reserve_quota(
     batch: list[_Prepared], outcomes: list[InboundOutcome]
 ) -> list[tuple[int, _Prepared, tuple[Target, ...]]]:
-    """Lock the target mailboxes, refuse items that do not fit, add the sizes of the rest."""
+    """Lock the target mailboxes, drop copies already stored (the dedupe window), refuse items
+    that do not fit, add the sizes of the rest. Returns the items to store with the mailboxes
+    that still need them; an item that every mailbox already has is accepted and stores
+    nothing (no blob, no quota)."""
     mailbox_ids = sorted({t.mailbox_id for one in batch for t in one.item.targets})
     locked = {
         row["id"]: row
@@ -225,6 +220,8 @@ def _reserve_quota(
         .order_by("id")
         .values("id", "quota_bytes", "used_bytes")
     }
+    cutoff = timezone.now() - timedelta(seconds=settings.MAILROOM_INBOUND_DEDUPE_SECONDS)
+    seen = _recent_message_ids(batch, list(locked), cutoff)  # under the lock: no race
     admitted: list[tuple[int, _Prepared, tuple[Target, ...]]] = []
     added: dict[int, int] = defaultdict(int)
     for index, one in enumerate(batch):
@@ -234,6 +231,12 @@ def _reserve_quota(
             # Deleted since RCPT, or a stale cached answer: 451 and the client retries.
             missing = sorted(t.mailbox_id for t in one.item.targets if t.mailbox_id not in locked)
             log.warning("target mailboxes %s no longer exist", missing)
+        if targets and one.parsed.message_id:
+            fresh = tuple(t for t in targets if (t.mailbox_id, one.parsed.message_id) not in seen)
+            outcomes[index].duplicate_count = len(targets) - len(fresh)
+            if not fresh:
+                continue  # every copy is already stored: accepted, nothing to write
+            targets = fresh
         refused = [
             locked[t.mailbox_id]
             for t in targets
@@ -250,6 +253,7 @@ def _reserve_quota(
             continue
         for target in targets:
             added[target.mailbox_id] += size
+            seen.add((target.mailbox_id, one.parsed.message_id))  # a resend in the same batch
         admitted.append((index, one, targets))
     with connection.cursor() as cursor:
         for mailbox_id in sorted(added):
@@ -261,12 +265,11 @@ def _reserve_quota(
 
 
 def _recent_message_ids(
-    admitted: list[tuple[int, _Prepared, tuple[Target, ...]]], cutoff: datetime
+    batch: list[_Prepared], mailbox_ids: list[int], cutoff: datetime
 ) -> set[tuple[int, str]]:
     """(mailbox, Message-ID) pairs already stored within the dedupe window."""
-    mailbox_ids = {t.mailbox_id for _, _, targets in admitted for t in targets}
-    message_ids = {one.parsed.message_id for _, one, _ in admitted if one.parsed.message_id}
-    if not message_ids:
+    message_ids = {one.parsed.message_id for one in batch if one.parsed.message_id}
+    if not message_ids or not mailbox_ids:
         return set()
     return set(
         Message.objects.filter(

@@ -136,12 +136,38 @@ def test_threads_never_cross_mailboxes(alice: Mailbox, charlie: Mailbox) -> None
 def test_same_message_id_is_deduplicated_within_the_window(alice: Mailbox) -> None:
     raw = make_email(message_id="<same@r.test>")
     assert deliver(raw, "alice@example.test").duplicate_count == 0
+    used, blobs = Mailbox.objects.get(id=alice.id).used_bytes, Blob.objects.count()
     again = deliver(raw, "alice@example.test")
     assert (again.status, again.duplicate_count, again.message_ids) == (Status.STORED, 1, [])
     assert Message.objects.count() == 1
+    # The resend costs nothing: no second copy of the bytes, no quota charged.
+    assert (Mailbox.objects.get(id=alice.id).used_bytes, Blob.objects.count()) == (used, blobs)
     Message.objects.update(received_at=timezone.now() - timedelta(days=2))
     assert deliver(raw, "alice@example.test").message_ids != []
     assert Message.objects.count() == 2
+
+
+def test_dedupe_charges_only_the_mailboxes_that_get_a_copy(alice: Mailbox, bob: Mailbox) -> None:
+    raw = make_email(message_id="<shared@r.test>")
+    deliver(raw, "alice@example.test")
+    used_by_alice = Mailbox.objects.get(id=alice.id).used_bytes
+    both = deliver(raw, "alice@example.test", "bob@example.test")
+    assert (both.duplicate_count, len(both.message_ids)) == (1, 1)
+    assert Mailbox.objects.get(id=alice.id).used_bytes == used_by_alice
+    assert Mailbox.objects.get(id=bob.id).used_bytes > 0
+    assert Message.objects.filter(mailbox=bob).count() == 1
+
+
+def test_a_resend_inside_one_batch_is_stored_once(alice: Mailbox) -> None:
+    raw = make_email(message_id="<twice@r.test>")
+    target = resolve_recipient("alice@example.test").targets
+    item = InboundItem(
+        mail_from="dana@remote.test", recipients=("alice@example.test",), targets=target, data=raw
+    )
+    first, second = deliver_inbound([item, item], push=False)
+    assert (len(first.message_ids), second.duplicate_count, second.message_ids) == (1, 1, [])
+    assert Message.objects.filter(mailbox=alice).count() == 1
+    assert Blob.objects.count() == 1
 
 
 def test_over_quota_stores_nothing(alice: Mailbox) -> None:
