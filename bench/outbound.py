@@ -2,8 +2,8 @@
 next to Postfix relaying the same load to the same kind of sink (smtp-source style load ->
 postfix -> smtp-sink). Also the bounce parser's speed over the corpus.
 
-    python bench/outbound.py [--messages 5000] [--submitters 2] [--threads 8] [--workers 2]
-                             [--connections 10] [--size 4096] [--no-dkim-run] [--no-postfix]
+    python bench/outbound.py [--messages 5000] [--submitters 2] [--threads 16] [--workers 1]
+                             [--connections 30] [--size 4096] [--no-dkim-run] [--no-postfix]
 
 Mailroom: ``--submitters`` processes call ``submit_outbound`` (as API or webmail workers would),
 ``--workers`` ``manage.py deliver`` processes deliver through MAILROOM_RELAY_HOST to smtp-sink.
@@ -219,9 +219,9 @@ def main() -> int:
                                      formatter_class=argparse.RawTextHelpFormatter)  # fmt: skip
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--submitters", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8, help="per submitter process")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=10, help="per worker")
+    parser.add_argument("--threads", type=int, default=16, help="per submitter process")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=30, help="per worker")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--no-dkim-run", action="store_true", help="skip the DKIM-signed run")
     parser.add_argument("--no-postfix", action="store_true")
