@@ -154,7 +154,8 @@ def run_mailroom(args: argparse.Namespace, url: str, *, dkim: bool) -> dict[str,
             f"mailroom {label}: {total} accepted in {accept_s:.2f}s"
             f" = {figures['accept_msgs_per_s']:.0f} msg/s; {delivered} delivered after"
             f" {e2e_s:.2f}s = {figures['end_to_end_msgs_per_s']:.0f} msg/s end to end;"
-            f" accept-to-delivered p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms"
+            f" accept-to-delivered p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms;"
+            f" {attempts} attempts, smtp-sink counted {figures['sink_count']}"
         )
         return figures
     finally:
