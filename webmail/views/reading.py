@@ -224,6 +224,16 @@ def message_part(request: HttpRequest, message_id: int, path: str) -> HttpRespon
     return response
 
 
+def _download(content: bytes | str, content_type: str, disposition: str) -> HttpResponse:
+    """Stored bytes handed to the browser: never sniffed, never run, never cached."""
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = disposition
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = DOWNLOAD_POLICY
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 def _disposition(kind: str, filename: str) -> str:
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
     return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
@@ -237,12 +247,11 @@ def attachment(request: HttpRequest, attachment_id: int) -> HttpResponse:
         data, content_type, filename = mime.extract_part(bytes(found.message.blob.data), found.path)
     except KeyError as exc:
         raise Http404("No such attachment.") from exc
-    response = HttpResponse(data, content_type=content_type or "application/octet-stream")
-    response["Content-Disposition"] = _disposition("attachment", found.filename or filename)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_POLICY
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _download(
+        data,
+        content_type or "application/octet-stream",
+        _disposition("attachment", found.filename or filename),
+    )
 
 
 @login_required
@@ -250,15 +259,12 @@ def attachment(request: HttpRequest, attachment_id: int) -> HttpResponse:
 def raw_source(request: HttpRequest, message_id: int) -> HttpResponse:
     message = access.get_message_for_user(user_of(request), message_id)
     raw = bytes(message.blob.data)
-    response = HttpResponse(
-        raw.decode("utf-8", "replace"), content_type="text/plain; charset=utf-8"
-    )
     kind = "attachment" if request.GET.get("download") else "inline"
-    response["Content-Disposition"] = _disposition(kind, f"message-{message.id}.eml")
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_POLICY
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return _download(
+        raw.decode("utf-8", "replace"),
+        "text/plain; charset=utf-8",
+        _disposition(kind, f"message-{message.id}.eml"),
+    )
 
 
 @login_required
