@@ -36,7 +36,7 @@ from bench.common import (  # noqa: E402
 from bench.smtpload import run_load, text_message_factory  # noqa: E402
 
 SENDER_DOMAIN = "bench-out.test"
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "bounces"
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "bounces"
 
 
 def _submit_chunk(

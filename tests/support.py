@@ -18,6 +18,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 ROOT = Path(__file__).resolve().parents[1]
+BOUNCE_CORPUS = ROOT / "tests" / "fixtures" / "bounces"  # see its README.md
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -6,18 +6,13 @@ No database: run with `pytest -p no:django tests/mailcore/test_bounces_corpus.py
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 
 from mailcore.bounces import BounceReport, classify_reason, parse_bounce, to_json_line
+from tests.support import BOUNCE_CORPUS
 
-CORPUS = Path(
-    os.environ.get("MAILROOM_CORPUS_DIR")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "bounces"
-)
 SAME_REASON = {"exceedlimit": "emailtoolarge", "mesgtoobig": "emailtoolarge"}
 # Set just below the figures reached when the parser was written; raise them as it improves.
 FLOORS = {"kind": 0.99, "address": 0.98, "permanent": 0.97, "reason": 0.87, "status": 0.96}
@@ -27,10 +22,9 @@ def _reason(name: str | None) -> str | None:
     return SAME_REASON.get(name, name) if name else name
 
 
-@pytest.mark.skipif(not (CORPUS / "cases.jsonl").exists(), reason="bounce corpus not present")
 def test_corpus_accuracy() -> None:
-    cases = [json.loads(line) for line in (CORPUS / "cases.jsonl").read_text().splitlines()]
-    blobs = [(CORPUS / case["file"]).read_bytes() for case in cases]
+    cases = [json.loads(line) for line in (BOUNCE_CORPUS / "cases.jsonl").read_text().splitlines()]
+    blobs = [(BOUNCE_CORPUS / case["file"]).read_bytes() for case in cases]
     started = time.perf_counter()
     reports = [parse_bounce(blob) for blob in blobs]
     elapsed = time.perf_counter() - started

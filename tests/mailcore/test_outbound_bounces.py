@@ -3,10 +3,8 @@ through the real SMTP receiver."""
 
 from __future__ import annotations
 
-import os
 import smtplib
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,16 +16,11 @@ from mailcore.services.outbound.delivery import DispatchOptions, run_dispatcher
 from mailcore.smtp.server import Receiver
 from tests.factories import make_email
 from tests.mailcore.outbound_peer import Peer, PeerHandler
-
-CORPUS = Path(
-    os.environ.get("MAILROOM_CORPUS_DIR")
-    or Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "bounces"
-)
-needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason="bounce corpus not present")
+from tests.support import BOUNCE_CORPUS
 
 
 def corpus(name: str) -> bytes:
-    return (CORPUS / "maildir" / "bsd" / name).read_bytes()
+    return (BOUNCE_CORPUS / "maildir" / "bsd" / name).read_bytes()
 
 
 def send(alice: Mailbox, *recipients: str, delivered: bool = True) -> OutboundMessage:
@@ -69,7 +62,6 @@ def dsn(message_id: str, recipient: str, status: str, action: str = "failed") ->
     ).encode()
 
 
-@needs_corpus
 @pytest.mark.django_db
 def test_a_postfix_bounce_with_the_token_bounces_and_suppresses(alice: Mailbox) -> None:
     message = send(alice, "r@p351355.pool.example.ne.jp")
@@ -104,7 +96,6 @@ def test_a_postfix_bounce_with_the_token_bounces_and_suppresses(alice: Mailbox) 
     assert event_types(message) == ["sent", "bounced"]
 
 
-@needs_corpus
 @pytest.mark.django_db
 def test_one_report_for_two_recipients_of_one_transaction(alice: Mailbox) -> None:
     message = send(alice, "filtered@example.co.jp", "userunknown@example.co.jp")
@@ -152,7 +143,6 @@ def test_a_delayed_dsn_records_a_deferral_only(alice: Mailbox) -> None:
     assert not Suppression.objects.exists()
 
 
-@needs_corpus
 @pytest.mark.django_db
 def test_a_complaint_marks_and_suppresses(alice: Mailbox) -> None:
     message = send(alice, "user@example.com")
@@ -170,7 +160,6 @@ def test_a_complaint_marks_and_suppresses(alice: Mailbox) -> None:
     assert event_types(message) == ["sent", "complained"]
 
 
-@needs_corpus
 @pytest.mark.django_db
 def test_a_redacted_complaint_is_attributed_by_the_token(alice: Mailbox) -> None:
     message = send(alice, "someone@remote.test")
@@ -207,7 +196,6 @@ def peer(settings) -> Iterator[PeerHandler]:  # type: ignore[no-untyped-def]
     server.stop()
 
 
-@needs_corpus
 @pytest.mark.django_db(transaction=True)
 def test_verp_round_trip_through_the_receiver(
     receiver: Receiver, alice: Mailbox, peer: PeerHandler
